@@ -1,0 +1,5 @@
+use super::{BootReportArgs, Exit};
+
+pub fn run(_args: BootReportArgs) -> anyhow::Result<Exit> {
+    anyhow::bail!("not implemented yet")
+}

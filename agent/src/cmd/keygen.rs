@@ -1,0 +1,5 @@
+use super::{KeygenArgs, Exit};
+
+pub fn run(_args: KeygenArgs) -> anyhow::Result<Exit> {
+    anyhow::bail!("not implemented yet")
+}

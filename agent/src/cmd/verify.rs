@@ -1,0 +1,5 @@
+use super::{VerifyArgs, Exit};
+
+pub fn run(_args: VerifyArgs) -> anyhow::Result<Exit> {
+    anyhow::bail!("not implemented yet")
+}

@@ -1,0 +1,6 @@
+//! pyre: the boot agent of immutable servers.
+//!
+//! Library modules hold the logic (pure where possible, over `impl Read`/`impl Write` and
+//! injected host paths); `cmd` holds thin shells that the binary dispatches to.
+pub mod cmd;
+pub mod logging;
