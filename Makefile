@@ -1,0 +1,51 @@
+# pyre — see README.md. Targets: build static deps lint unit e2e test bench image initramfs demo clean
+SHELL := /bin/bash
+OUT ?= $(CURDIR)/out
+export OUT
+TARGET := x86_64-unknown-linux-gnu
+STATIC_BIN := $(CURDIR)/target/$(TARGET)/release/pyre
+export PYRE_BIN ?= $(STATIC_BIN)
+export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 1700000000)
+
+.PHONY: all build static deps lint unit e2e test bench image initramfs demo clean
+
+all: build
+
+build:
+	cargo build --release
+
+# Fully static pyre (glibc, crt-static): it runs as /init in the initramfs with no libraries.
+static:
+	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --target $(TARGET) -p pyre
+
+deps:
+	bash scripts/deps.sh
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	systemd-analyze verify --man=no systemd/*.service systemd/*.target
+
+unit:
+	cargo test -p pyre
+
+image: static
+	bash image/build.sh
+
+initramfs: static
+	bash initramfs/build.sh
+
+e2e: image
+	cargo test -p pyre-tests -- --test-threads=1
+
+test: deps lint unit e2e
+
+bench: deps static
+	bash tests/bench/run.sh
+
+demo: deps image
+	cargo run --release -p pyre-tests --bin pyre-demo
+
+clean:
+	cargo clean
+	rm -rf $(OUT)

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install what building, testing and benchmarking pyre needs on a Debian 12 machine.
+# Idempotent: installs only what is missing, so repeated `make` runs stay fast.
+set -euo pipefail
+pkgs=(
+  mmdebstrap          # builds the image root and the bench reference root
+  erofs-utils         # mkfs.erofs: the read-only root filesystem
+  cryptsetup-bin      # veritysetup: the dm-verity hash tree
+  cpio                # packs the initramfs
+  qemu-system-x86     # boots images in the end-to-end tests and the demo
+  aide                # the peer in `make bench`
+  time                # /usr/bin/time for wall/CPU/peak RSS in `make bench`
+  systemd             # systemd-analyze verify for the unit files
+  python3             # the local metadata server used by the demo
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: need root to install: ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "deps: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { echo "deps: cargo not found (install Rust with rustup)" >&2; exit 1; }
+rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt
