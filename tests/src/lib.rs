@@ -8,6 +8,7 @@ pub mod image;
 pub mod markers;
 pub mod qemu;
 pub mod report;
+pub mod scenario;
 pub mod server;
 pub mod tamper;
 
