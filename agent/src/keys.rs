@@ -217,7 +217,13 @@ mod tests {
                 sig[..60].to_string() + "\n",
                 d,
                 k.verifying_key(),
-                "expected",
+                "128 lowercase hex",
+            ),
+            (
+                "pyre-signature ed25519 nospace\n".into(),
+                d,
+                k.verifying_key(),
+                "expected \"<key id>",
             ),
         ];
         for (text, digest, key, want) in cases {
