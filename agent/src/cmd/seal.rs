@@ -1,4 +1,4 @@
-use super::{SealArgs, Exit};
+use super::{Exit, SealArgs};
 
 pub fn run(_args: SealArgs) -> anyhow::Result<Exit> {
     anyhow::bail!("not implemented yet")

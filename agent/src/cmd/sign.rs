@@ -1,4 +1,4 @@
-use super::{SignArgs, Exit};
+use super::{Exit, SignArgs};
 
 pub fn run(_args: SignArgs) -> anyhow::Result<Exit> {
     anyhow::bail!("not implemented yet")

@@ -1,4 +1,4 @@
-use super::{VerifyArgs, Exit};
+use super::{Exit, VerifyArgs};
 
 pub fn run(_args: VerifyArgs) -> anyhow::Result<Exit> {
     anyhow::bail!("not implemented yet")
