@@ -74,7 +74,7 @@ fn install_panic_hook(cmdline: PathBuf) {
 }
 
 fn verifier() -> Box<dyn init::verify::RootVerifier> {
-    Box::new(crate::init::verify::Unavailable)
+    Box::new(crate::init::verify::DriftVerifier)
 }
 
 #[cfg(test)]

@@ -2,8 +2,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
 use super::cmdline::{self, BootParams};
 use super::dm::{self, DmCmd};
 use super::record::{BootRecord, Stage, RECORD_VERSION};
@@ -218,13 +216,6 @@ fn mount_root(host: &dyn Host, p: &InitPaths, node: &Path) -> Result<((), String
     ))
 }
 
-/// `sha256:<hex>` of the manifest file.
-pub fn manifest_digest(bytes: &[u8]) -> String {
-    let d = Sha256::digest(bytes);
-    let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
-}
-
 fn trusted_keys(dir: &Path) -> Result<Vec<PathBuf>, InitError> {
     let entries = std::fs::read_dir(dir).map_err(|_| InitError::NoKeys(dir.to_path_buf()))?;
     let mut keys: Vec<PathBuf> = entries
@@ -245,7 +236,7 @@ fn verify_root(
     verifier: &dyn RootVerifier,
 ) -> Result<(Verified, String), InitError> {
     let manifest = p.manifest();
-    let actual = manifest_digest(&read(&manifest)?);
+    let actual = crate::manifest::digest(&read(&manifest)?);
     if actual != params.manifest_digest {
         return Err(InitError::Digest {
             path: manifest,

@@ -3,12 +3,12 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::boot::manifest_digest;
 use super::dm::{self, DmCmd};
 use super::record::BootRecord;
 use super::verify::{RootVerifier, Verified, VerifyFailure, VerifyInput};
 use super::*;
 use crate::host::{MsFlags, Op, RecordingHost};
+use crate::manifest::digest as manifest_digest;
 
 const ROOT_HASH: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const MANIFEST: &[u8] = b"pyre-manifest v1\n/ d 0755 0 0\n";
