@@ -166,6 +166,7 @@ pub fn verify_root(req: &VerifyRequest) -> Result<DriftReport, VerifyError> {
         source,
     })?;
     let mounts = mountinfo::parse(&mounts_text);
+    log::debug!("verify: manifest loaded in {:?}", clock.elapsed());
     let found = manifest::scan(
         req.root,
         &manifest::ScanOptions {
@@ -174,7 +175,9 @@ pub fn verify_root(req: &VerifyRequest) -> Result<DriftReport, VerifyError> {
             threads: manifest::default_threads(),
         },
     )?;
+    log::debug!("verify: tree scanned and hashed at {:?}", clock.elapsed());
     let changes = compare::compare(&m.entries, &found.entries);
+    log::debug!("verify: compared at {:?}", clock.elapsed());
     let mut counts = tally(&changes);
     counts.entries = m.entries.len() as u64;
     counts.found = found.entries.len() as u64;

@@ -8,6 +8,7 @@ pub mod escape;
 mod hash;
 pub mod mountinfo;
 pub mod scan;
+mod walk;
 mod xattr;
 
 pub use hash::default_threads;
