@@ -23,7 +23,7 @@ enum Job {
     /// List the directory at this relative path.
     Dir(Vec<u8>),
     /// Hash this regular file (and read its xattrs through the open descriptor).
-    File(Found),
+    File(Box<Found>),
 }
 
 struct Queue {
@@ -114,7 +114,7 @@ impl<'a> Walk<'a> {
             let mut new = Vec::new();
             match job {
                 Job::Dir(rel) => self.list(&rel, &mut out, &mut new),
-                Job::File(f) => self.hash(f, &mut buf, &mut out),
+                Job::File(f) => self.hash(*f, &mut buf, &mut out),
             }
             let mut q = self.lock();
             let n = new.len();
@@ -211,7 +211,7 @@ impl<'a> Walk<'a> {
         }
         let f = found(entry, state, Some(meta));
         if hash {
-            jobs.push(Job::File(f));
+            jobs.push(Job::File(Box::new(f)));
         } else {
             out.found.push(f);
         }
