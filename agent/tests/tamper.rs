@@ -22,11 +22,9 @@ fn chmod(path: &Path, mode: u32) {
 }
 
 /// (name, tamper, expected changes as (path, kind, attributes)).
-fn cases() -> Vec<(
-    &'static str,
-    Tamper,
-    Vec<(&'static str, &'static str, Vec<&'static str>)>,
-)> {
+type Expected = Vec<(&'static str, &'static str, Vec<&'static str>)>;
+
+fn cases() -> Vec<(&'static str, Tamper, Expected)> {
     vec![
         ("untouched", |_| {}, vec![]),
         (

@@ -1,4 +1,4 @@
-use super::{InitArgs, Exit};
+use super::{Exit, InitArgs};
 
 pub fn run(_args: InitArgs) -> anyhow::Result<Exit> {
     anyhow::bail!("not implemented yet")
