@@ -20,6 +20,14 @@ fn verify_with_mounts(t: &Tree, mounts: Vec<M>) -> (i32, serde_json::Value) {
     cmd.args(["verify", "--format", "json", "-m"])
         .arg(t.manifest())
         .arg(&t.root);
+    let o = in_namespace(cmd, mounts);
+    let v = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+    (o.status.code().unwrap(), v)
+}
+
+/// Run `cmd` in a new private mount namespace after making `mounts` there.
+fn in_namespace(mut cmd: std::process::Command, mounts: Vec<M>) -> std::process::Output {
     // SAFETY: the closure runs in the forked child before exec and only makes syscalls.
     unsafe {
         cmd.pre_exec(move || {
@@ -37,10 +45,7 @@ fn verify_with_mounts(t: &Tree, mounts: Vec<M>) -> (i32, serde_json::Value) {
             Ok(())
         });
     }
-    let o = cmd.output().expect("run pyre in a mount namespace");
-    let v = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
-    (o.status.code().unwrap(), v)
+    cmd.output().expect("run pyre in a mount namespace")
 }
 
 #[test]
@@ -93,4 +98,27 @@ fn mount_on_a_file_bind_is_shadowed() {
     assert_eq!(code, 1, "{v}");
     assert_eq!(v["changes"][0]["path"], "/etc/passwd");
     assert_eq!(v["changes"][0]["kind"], "shadowed");
+}
+
+#[test]
+fn seal_does_not_cross_a_mount_and_excludes_it() {
+    let t = base_tree();
+    let mut cmd = pyre();
+    cmd.arg("seal").arg(&t.root).arg("-o").arg(t.manifest());
+    let o = in_namespace(cmd, vec![M::Tmpfs(t.path("var/lib"))]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("/var/lib is a mount point; recording it as excluded"),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(t.manifest()).unwrap();
+    assert!(
+        text.starts_with("pyre-manifest 1\nexclude /var/lib\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n/var/lib dir ") && !text.contains("/var/lib/app"),
+        "{text}"
+    );
 }

@@ -24,7 +24,18 @@ pub struct Tree {
 
 impl Tree {
     pub fn empty() -> Tree {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Tree::empty_in(&std::env::temp_dir())
+    }
+
+    /// A tree on tmpfs when the machine has /dev/shm: for trees of very many files, which
+    /// ext4 creates slowly when inodes were recently freed.
+    pub fn empty_on_tmpfs() -> Tree {
+        let shm = Path::new("/dev/shm");
+        Tree::empty_in(if shm.is_dir() { shm } else { Path::new("/tmp") })
+    }
+
+    pub fn empty_in(parent: &Path) -> Tree {
+        let dir = tempfile::tempdir_in(parent).expect("tempdir");
         // World-traversable, so a test may verify as an unprivileged user.
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let root = dir.path().join("root");
