@@ -1,5 +1,35 @@
-use super::{KeygenArgs, Exit};
+use anyhow::Context;
 
-pub fn run(_args: KeygenArgs) -> anyhow::Result<Exit> {
-    anyhow::bail!("not implemented yet")
+use super::{Exit, KeygenArgs};
+use crate::keys;
+use crate::manifest::atomic;
+
+pub fn run(args: KeygenArgs) -> anyhow::Result<Exit> {
+    let key = keys::generate()?;
+    let public = {
+        let mut p = args.output.clone().into_os_string();
+        p.push(".pub");
+        std::path::PathBuf::from(p)
+    };
+    atomic::write(
+        &args.output,
+        keys::encode_secret(&key).as_bytes(),
+        0o600,
+        args.force,
+    )
+    .with_context(|| format!("failed to write secret key {}", args.output.display()))?;
+    atomic::write(
+        &public,
+        keys::encode_public(&key.verifying_key()).as_bytes(),
+        0o644,
+        args.force,
+    )
+    .with_context(|| format!("failed to write public key {}", public.display()))?;
+    println!(
+        "key {} ({}, {})",
+        keys::key_id(&key.verifying_key()),
+        args.output.display(),
+        public.display()
+    );
+    Ok(Exit::Clean)
 }

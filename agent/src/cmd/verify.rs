@@ -1,5 +1,40 @@
-use super::{VerifyArgs, Exit};
+use std::path::Path;
 
-pub fn run(_args: VerifyArgs) -> anyhow::Result<Exit> {
-    anyhow::bail!("not implemented yet")
+use anyhow::Context;
+
+use super::{Exit, Format, VerifyArgs};
+use crate::drift::{self, VerifyRequest};
+
+const MOUNTINFO: &str = "/proc/self/mountinfo";
+const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
+
+pub fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
+    let req = VerifyRequest {
+        root: &args.root,
+        manifest: &args.manifest,
+        pubkey: args.pubkey.as_deref(),
+        mountinfo: Path::new(MOUNTINFO),
+    };
+    let mut report = drift::verify_root(&req)
+        .with_context(|| format!("could not check {}", args.root.display()))?;
+    report.boot_id = drift::read_boot_id(Path::new(BOOT_ID));
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        Format::Text => report.render_text(&mut out)?,
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            std::io::Write::write_all(&mut out, b"\n")?;
+        }
+    }
+    if report.is_clean() {
+        Ok(Exit::Clean)
+    } else {
+        log::warn!(
+            "PYRE_DRIFT: {} drifted from {} ({} changes)",
+            args.root.display(),
+            report.manifest_digest,
+            report.changes.len()
+        );
+        Ok(Exit::Drift)
+    }
 }

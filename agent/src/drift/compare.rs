@@ -1,0 +1,292 @@
+//! Merge-compare expected entries (a manifest) with found entries (a scan or another
+//! manifest), both sorted by raw path bytes, into the change list of a drift report.
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::manifest::escape::{escape, to_hex};
+use crate::manifest::{Entry, Kind, Scanned, State};
+
+/// One difference between the sealed and the found tree.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    /// The path relative to the root, escaped as in the manifest.
+    pub path: String,
+    #[serde(flatten)]
+    pub detail: Detail,
+}
+
+/// What kind of difference, with its evidence. Serialised with `"kind"` as the tag.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Detail {
+    Added {
+        actual: EntryView,
+    },
+    Removed {
+        expected: EntryView,
+    },
+    Modified {
+        attributes: Vec<AttrChange>,
+    },
+    TypeChanged {
+        expected: EntryView,
+        actual: EntryView,
+    },
+    /// A mount hides this path and everything sealed below it.
+    Shadowed {
+        hidden_entries: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        fstype: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
+    },
+    Unreadable {
+        error: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expected: Option<EntryView>,
+    },
+}
+
+impl Detail {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Detail::Added { .. } => "added",
+            Detail::Removed { .. } => "removed",
+            Detail::Modified { .. } => "modified",
+            Detail::TypeChanged { .. } => "type-changed",
+            Detail::Shadowed { .. } => "shadowed",
+            Detail::Unreadable { .. } => "unreadable",
+        }
+    }
+}
+
+/// One attribute that differs, with the sealed and the found value.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttrChange {
+    /// content, mode, uid, gid, size, target, xattrs, rdev or hardlink.
+    pub attribute: &'static str,
+    pub expected: Value,
+    pub actual: Value,
+}
+
+/// An entry as shown in reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryView {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub mode: String,
+    pub uid: u32,
+    pub gid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rdev: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hardlink: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub xattrs: BTreeMap<String, String>,
+}
+
+impl From<&Entry> for EntryView {
+    fn from(e: &Entry) -> Self {
+        EntryView {
+            kind: e.kind.as_str(),
+            mode: format!("{:04o}", e.mode),
+            uid: e.uid,
+            gid: e.gid,
+            size: (e.kind == Kind::File).then_some(e.size),
+            sha256: e.sha256.map(|h| format!("sha256:{}", to_hex(&h))),
+            target: e.target.as_deref().map(escape),
+            rdev: e.rdev.map(|(a, b)| format!("{a}:{b}")),
+            hardlink: e.hardlink.as_deref().map(escape),
+            xattrs: e
+                .xattrs
+                .iter()
+                .map(|(k, v)| (escape(k), to_hex(v)))
+                .collect(),
+        }
+    }
+}
+
+/// What differs between two entries of the same type.
+pub fn attributes(exp: &Entry, act: &Entry) -> Vec<AttrChange> {
+    let mut out = Vec::new();
+    let mut add = |attribute, expected: Value, actual: Value| {
+        if expected != actual {
+            out.push(AttrChange {
+                attribute,
+                expected,
+                actual,
+            });
+        }
+    };
+    let sum = |h: &Option<[u8; 32]>| match h {
+        Some(h) => json!(format!("sha256:{}", to_hex(h))),
+        None => Value::Null,
+    };
+    let opt = |v: &Option<Vec<u8>>| v.as_deref().map_or(Value::Null, |t| json!(escape(t)));
+    add("content", sum(&exp.sha256), sum(&act.sha256));
+    add(
+        "mode",
+        json!(format!("{:04o}", exp.mode)),
+        json!(format!("{:04o}", act.mode)),
+    );
+    add("uid", json!(exp.uid), json!(act.uid));
+    add("gid", json!(exp.gid), json!(act.gid));
+    if exp.kind == Kind::File {
+        add("size", json!(exp.size), json!(act.size));
+    }
+    add("target", opt(&exp.target), opt(&act.target));
+    let rdev = |r: Option<(u64, u64)>| r.map_or(Value::Null, |(a, b)| json!(format!("{a}:{b}")));
+    add("rdev", rdev(exp.rdev), rdev(act.rdev));
+    if exp.xattrs != act.xattrs {
+        let (e, a) = xattr_diff(&exp.xattrs, &act.xattrs);
+        add("xattrs", e, a);
+    }
+    add("hardlink", opt(&exp.hardlink), opt(&act.hardlink));
+    out
+}
+
+/// Only the xattr names that differ, name → hex value (null when absent).
+fn xattr_diff(exp: &[(Vec<u8>, Vec<u8>)], act: &[(Vec<u8>, Vec<u8>)]) -> (Value, Value) {
+    let e: BTreeMap<&[u8], &[u8]> = exp
+        .iter()
+        .map(|(k, v)| (k.as_slice(), v.as_slice()))
+        .collect();
+    let a: BTreeMap<&[u8], &[u8]> = act
+        .iter()
+        .map(|(k, v)| (k.as_slice(), v.as_slice()))
+        .collect();
+    let (mut eo, mut ao) = (serde_json::Map::new(), serde_json::Map::new());
+    for name in e.keys().chain(a.keys()) {
+        let (ev, av) = (e.get(name), a.get(name));
+        if ev != av {
+            let show = |v: Option<&&[u8]>| v.map_or(Value::Null, |v| json!(to_hex(v)));
+            eo.insert(escape(name), show(ev));
+            ao.insert(escape(name), show(av));
+        }
+    }
+    (Value::Object(eo), Value::Object(ao))
+}
+
+/// Paths whose sealed contents cannot be seen (shadowed or unreadable directories).
+#[derive(Default)]
+struct Cuts {
+    /// cut path → index of its change (for counting hidden entries).
+    map: HashMap<Vec<u8>, usize>,
+}
+
+impl Cuts {
+    fn covering(&self, path: &[u8]) -> Option<usize> {
+        if self.map.is_empty() {
+            return None;
+        }
+        let mut p = path;
+        while let Some(i) = p.iter().rposition(|b| *b == b'/') {
+            p = if i == 0 { b"/" } else { &p[..i] };
+            if let Some(c) = self.map.get(p) {
+                return Some(*c);
+            }
+            if i == 0 {
+                break;
+            }
+        }
+        None
+    }
+}
+
+/// All changes from `expected` to `found`, in path order.
+pub fn compare(expected: &[Entry], found: &[Scanned]) -> Vec<Change> {
+    let mut changes: Vec<Change> = Vec::new();
+    let mut cuts = Cuts::default();
+    let (mut i, mut j) = (0, 0);
+    while i < expected.len() || j < found.len() {
+        let order = match (expected.get(i), found.get(j)) {
+            (Some(e), Some(f)) => e.path.cmp(&f.entry.path),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                let e = &expected[i];
+                i += 1;
+                if let Some(c) = cuts.covering(&e.path) {
+                    if let Detail::Shadowed { hidden_entries, .. } = &mut changes[c].detail {
+                        *hidden_entries += 1;
+                    }
+                    continue;
+                }
+                changes.push(change(&e.path, Detail::Removed { expected: e.into() }));
+            }
+            std::cmp::Ordering::Greater => {
+                let f = &found[j];
+                j += 1;
+                let detail = match &f.state {
+                    State::Unreadable(error) => Detail::Unreadable {
+                        error: error.clone(),
+                        expected: None,
+                    },
+                    _ => Detail::Added {
+                        actual: (&f.entry).into(),
+                    },
+                };
+                changes.push(change(&f.entry.path, detail));
+            }
+            std::cmp::Ordering::Equal => {
+                let (e, f) = (&expected[i], &found[j]);
+                i += 1;
+                j += 1;
+                if let Some(d) = pair(e, f) {
+                    let cut = matches!(d, Detail::Shadowed { .. })
+                        || (matches!(d, Detail::Unreadable { .. }) && e.kind == Kind::Dir);
+                    if cut {
+                        cuts.map.insert(e.path.clone(), changes.len());
+                    }
+                    changes.push(change(&e.path, d));
+                }
+            }
+        }
+    }
+    changes
+}
+
+fn change(path: &[u8], detail: Detail) -> Change {
+    Change {
+        path: escape(path),
+        detail,
+    }
+}
+
+/// The change at one path present on both sides, if any.
+fn pair(e: &Entry, f: &Scanned) -> Option<Detail> {
+    match &f.state {
+        State::MountPoint {
+            excluded: false,
+            mount,
+        } => Some(Detail::Shadowed {
+            hidden_entries: 0,
+            fstype: mount.as_ref().map(|m| m.fstype.clone()),
+            source: mount.as_ref().map(|m| m.source.clone()),
+        }),
+        State::Unreadable(error) => Some(Detail::Unreadable {
+            error: error.clone(),
+            expected: Some(e.into()),
+        }),
+        _ if e.kind != f.entry.kind => Some(Detail::TypeChanged {
+            expected: e.into(),
+            actual: (&f.entry).into(),
+        }),
+        // An excluded mount point shows the mounted filesystem's attributes: type only.
+        State::MountPoint { excluded: true, .. } => None,
+        State::Ok => {
+            let attributes = attributes(e, &f.entry);
+            (!attributes.is_empty()).then_some(Detail::Modified { attributes })
+        }
+    }
+}

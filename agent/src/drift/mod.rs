@@ -1,0 +1,284 @@
+//! Drift: a live tree (or a second manifest) compared with a sealed manifest, as a report with
+//! a JSON contract (docs/drift-report.md) and a text rendering for people.
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use serde::Serialize;
+
+use crate::keys::{self, KeyError};
+use crate::manifest::{self, escape::escape, mountinfo, Manifest, ManifestError, Scanned, State};
+
+mod clock;
+pub mod compare;
+mod render;
+
+pub use compare::{AttrChange, Change, Detail, EntryView};
+
+/// Version of the report's JSON shape.
+pub const REPORT_VERSION: u32 = 1;
+
+/// What `verify_root` checks.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifyRequest<'a> {
+    /// The live tree.
+    pub root: &'a Path,
+    /// The sealed manifest.
+    pub manifest: &'a Path,
+    /// When set, `<manifest>.sig` must exist and verify with this public key.
+    pub pubkey: Option<&'a Path>,
+    /// The mountinfo file of this process (normally `/proc/self/mountinfo`).
+    pub mountinfo: &'a Path,
+}
+
+/// Why a check could not be made at all (as opposed to finding drift).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("{0}")]
+    Manifest(#[from] ManifestError),
+    #[error("checking the manifest signature: {0}")]
+    Signature(#[from] KeyError),
+    #[error("checking the manifest signature: no signature file {path}: {source}")]
+    MissingSignature {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("reading mount table {path}: {source}")]
+    Mountinfo {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Clean,
+    Drift,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignatureStatus {
+    /// Checked against the given public key and valid.
+    Verified,
+    /// No public key was given, so the signature was not looked at.
+    NotChecked,
+}
+
+/// Figures of one check.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Entries in the manifest.
+    pub entries: u64,
+    /// Entries found in the live tree (or in the new manifest for a diff).
+    pub found: u64,
+    pub files_hashed: u64,
+    pub bytes_hashed: u64,
+    pub added: u64,
+    pub removed: u64,
+    pub modified: u64,
+    pub type_changed: u64,
+    pub shadowed: u64,
+    pub unreadable: u64,
+}
+
+/// The result of checking a tree against its manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct DriftReport {
+    pub report_version: u32,
+    pub verdict: Verdict,
+    pub manifest_digest: String,
+    pub root: String,
+    pub started: String,
+    pub finished: String,
+    pub duration_ms: u64,
+    pub signature: SignatureStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<String>,
+    pub excludes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The kernel's boot id; filled by the caller (see `read_boot_id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    pub agent_version: String,
+    pub counts: Counts,
+    pub changes: Vec<Change>,
+}
+
+impl DriftReport {
+    pub fn is_clean(&self) -> bool {
+        self.verdict == Verdict::Clean
+    }
+
+    /// The report for people: a summary line, then changes grouped by kind.
+    pub fn render_text(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        render::report(self, out)
+    }
+}
+
+/// The kernel boot id from `path` (normally `/proc/sys/kernel/random/boot_id`), if readable.
+pub fn read_boot_id(path: &Path) -> Option<String> {
+    let s = std::fs::read_to_string(path).ok()?;
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+/// Read a manifest and, when `pubkey` is given, check its detached signature first.
+/// Returns the manifest, its digest and the signing key id when checked.
+pub fn load_manifest(
+    path: &Path,
+    pubkey: Option<&Path>,
+) -> Result<(Manifest, String, Option<String>), VerifyError> {
+    let bytes = std::fs::read(path).map_err(|source| ManifestError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let digest = manifest::digest(&bytes);
+    let mut key_id = None;
+    if let Some(pk) = pubkey {
+        let key = keys::load_public(pk)?;
+        let sig_path = keys::sig_path(path);
+        let sig = std::fs::read(&sig_path).map_err(|source| VerifyError::MissingSignature {
+            path: sig_path.clone(),
+            source,
+        })?;
+        keys::verify_digest(&sig_path, &sig, &digest, &key)?;
+        key_id = Some(keys::key_id(&key));
+    }
+    let m = Manifest::decode(&bytes).map_err(|e| match e {
+        ManifestError::Parse { line, msg } => ManifestError::Parse {
+            line,
+            msg: format!("{}: {msg}", path.display()),
+        },
+        other => other,
+    })?;
+    Ok((m, digest, key_id))
+}
+
+/// Check the live tree at `req.root` against the manifest, reading every regular file fully.
+pub fn verify_root(req: &VerifyRequest) -> Result<DriftReport, VerifyError> {
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let (m, digest, signing_key) = load_manifest(req.manifest, req.pubkey)?;
+    let mounts_text = std::fs::read(req.mountinfo).map_err(|source| VerifyError::Mountinfo {
+        path: req.mountinfo.to_path_buf(),
+        source,
+    })?;
+    let mounts = mountinfo::parse(&mounts_text);
+    let found = manifest::scan(
+        req.root,
+        &manifest::ScanOptions {
+            excludes: &m.excludes,
+            mounts: &mounts,
+            threads: manifest::default_threads(),
+        },
+    )?;
+    let changes = compare::compare(&m.entries, &found.entries);
+    let mut counts = tally(&changes);
+    counts.entries = m.entries.len() as u64;
+    counts.found = found.entries.len() as u64;
+    counts.files_hashed = found.files_hashed;
+    counts.bytes_hashed = found.bytes_hashed;
+    let host = nix::unistd::gethostname()
+        .ok()
+        .map(|h| h.to_string_lossy().into_owned());
+    Ok(DriftReport {
+        report_version: REPORT_VERSION,
+        verdict: if changes.is_empty() {
+            Verdict::Clean
+        } else {
+            Verdict::Drift
+        },
+        manifest_digest: digest,
+        root: req.root.display().to_string(),
+        started: clock::rfc3339(started),
+        finished: clock::rfc3339(SystemTime::now()),
+        duration_ms: clock.elapsed().as_millis() as u64,
+        signature: if signing_key.is_some() {
+            SignatureStatus::Verified
+        } else {
+            SignatureStatus::NotChecked
+        },
+        signing_key,
+        excludes: m.excludes.iter().map(|x| escape(x)).collect(),
+        host,
+        boot_id: None,
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        counts,
+        changes,
+    })
+}
+
+fn tally(changes: &[Change]) -> Counts {
+    let mut c = Counts::default();
+    for ch in changes {
+        match ch.detail {
+            Detail::Added { .. } => c.added += 1,
+            Detail::Removed { .. } => c.removed += 1,
+            Detail::Modified { .. } => c.modified += 1,
+            Detail::TypeChanged { .. } => c.type_changed += 1,
+            Detail::Shadowed { .. } => c.shadowed += 1,
+            Detail::Unreadable { .. } => c.unreadable += 1,
+        }
+    }
+    c
+}
+
+/// What changed from one manifest to another (image-to-image review).
+#[derive(Debug, Clone, Serialize)]
+pub struct DiffReport {
+    pub report_version: u32,
+    /// `identical` or `changed`.
+    pub verdict: &'static str,
+    pub old_digest: String,
+    pub new_digest: String,
+    pub old_excludes: Vec<String>,
+    pub new_excludes: Vec<String>,
+    pub counts: Counts,
+    pub changes: Vec<Change>,
+}
+
+impl DiffReport {
+    pub fn is_identical(&self) -> bool {
+        self.changes.is_empty() && self.old_excludes == self.new_excludes
+    }
+
+    pub fn render_text(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        render::diff(self, out)
+    }
+}
+
+/// Compare two manifests (already loaded) with the same change vocabulary as `verify_root`.
+pub fn diff(old: &Manifest, old_digest: &str, new: &Manifest, new_digest: &str) -> DiffReport {
+    let found: Vec<Scanned> = new
+        .entries
+        .iter()
+        .map(|e| Scanned {
+            entry: e.clone(),
+            state: State::Ok,
+        })
+        .collect();
+    let changes = compare::compare(&old.entries, &found);
+    let mut counts = tally(&changes);
+    counts.entries = old.entries.len() as u64;
+    counts.found = new.entries.len() as u64;
+    let show = |m: &Manifest| m.excludes.iter().map(|x| escape(x)).collect::<Vec<_>>();
+    let mut r = DiffReport {
+        report_version: REPORT_VERSION,
+        verdict: "identical",
+        old_digest: old_digest.to_string(),
+        new_digest: new_digest.to_string(),
+        old_excludes: show(old),
+        new_excludes: show(new),
+        counts,
+        changes,
+    };
+    if !r.is_identical() {
+        r.verdict = "changed";
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,68 @@
+//! Mount points from a mountinfo file (`/proc/self/mountinfo` format, see proc(5)).
+use super::escape::hex_val;
+
+/// One mount: where it is and what it shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Raw mount point path (octal escapes such as `\040` decoded).
+    pub mount_point: Vec<u8>,
+    pub fstype: String,
+    pub source: String,
+}
+
+/// Parse mountinfo text; lines that do not have the documented shape are skipped.
+pub fn parse(text: &[u8]) -> Vec<Mount> {
+    text.split(|b| *b == b'\n')
+        .filter_map(|line| {
+            let fields: Vec<&[u8]> = line.split(|b| *b == b' ').collect();
+            let sep = fields.iter().position(|f| *f == b"-")?;
+            if sep < 6 || fields.len() < sep + 3 {
+                return None;
+            }
+            Some(Mount {
+                mount_point: unoctal(fields[4]),
+                fstype: String::from_utf8_lossy(fields[sep + 1]).into_owned(),
+                source: String::from_utf8_lossy(fields[sep + 2]).into_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Decode the kernel's `\ooo` escapes (space, tab, newline, backslash).
+fn unoctal(f: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(f.len());
+    let mut i = 0;
+    while i < f.len() {
+        let oct = |b: u8| hex_val(b).filter(|v| *v < 8);
+        if f[i] == b'\\' && f.len() >= i + 4 {
+            if let (Some(a), Some(b), Some(c)) = (oct(f[i + 1]), oct(f[i + 2]), oct(f[i + 3])) {
+                out.push(a << 6 | b << 3 | c);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(f[i]);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_proc_example() {
+        let text =
+            b"36 35 98:0 /mnt1 /mnt/parent\\040dir rw,noatime master:1 - ext3 /dev/root rw\n\
+                     22 1 0:21 / /proc rw,nosuid shared:12 - proc proc rw\n\
+                     garbage line\n";
+        let m = parse(text);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].mount_point, b"/mnt/parent dir");
+        assert_eq!(m[0].fstype, "ext3");
+        assert_eq!(m[0].source, "/dev/root");
+        assert_eq!(m[1].mount_point, b"/proc");
+        assert_eq!(m[1].fstype, "proc");
+    }
+}
