@@ -17,6 +17,12 @@ for pub in "$@"; do
   install -m 0644 "$pub" "$root/etc/pyre/keys/$(basename "$pub")"
 done
 
+# pyre's documentation, which the units point to (Documentation=file:/usr/share/doc/pyre/...).
+install -d -m 0755 "$root/usr/share/doc/pyre"
+shopt -s nullglob
+for d in "$REPO"/docs/*.md; do install -m 0644 "$d" "$root/usr/share/doc/pyre/"; done
+shopt -u nullglob
+
 # Units from systemd/: install all, enable those with an [Install] section.
 units=()
 shopt -s nullglob

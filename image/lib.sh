@@ -12,7 +12,8 @@ WORK=$OUT/work
 IMAGE_OUT=$OUT/image
 CACHE=$OUT/cache
 
-_t0=${EPOCHREALTIME/./}
+_t0=${PYRE_BUILD_T0:-${EPOCHREALTIME/./}}
+export PYRE_BUILD_T0=$_t0
 log() {
   local us=$((${EPOCHREALTIME/./} - _t0))
   printf '[%4d.%ds] %s\n' $((us / 1000000)) $((us / 100000 % 10)) "$*" >&2
