@@ -50,14 +50,18 @@ clamp_mtimes "$root"
 # 3. Seal: the signed manifest of everything but the runtime mounts and /var (state).
 mkdir -p "$IMAGE_OUT"
 "$PYRE_BIN" seal "$root" -o "$WORK/manifest" --key "$key" \
-  --exclude /proc --exclude /sys --exclude /dev --exclude /run --exclude /tmp --exclude /var
+  --exclude /proc --exclude /sys --exclude /dev --exclude /run --exclude /tmp --exclude /var >/dev/null
 digest=$(sha256sum "$WORK/manifest" | cut -d' ' -f1)
 log "seal: $(wc -l < "$WORK/manifest") lines, sha256:$digest"
 
 # 4. erofs + dm-verity in one file, and the kernel command line.
 bash "$REPO/image/pack.sh" "$root" "$WORK/manifest" "$WORK/rootfs.img" "$WORK/cmdline.txt"
 
-# 5. Publish (each file replaced whole), then the initramfs that pins this manifest.
+# 5. Check what the guest will see: the erofs inside rootfs.img, mounted read-only from a loop
+# device limited to the data area, matches the signed manifest.
+bash "$REPO/image/check.sh" "$WORK/rootfs.img" "$WORK/manifest" "$pubdir/build.pub"
+
+# 6. Publish (each file replaced whole), then the initramfs that pins this manifest.
 for f in vmlinuz manifest manifest.sig rootfs.img cmdline.txt; do
   mv -f "$WORK/$f" "$IMAGE_OUT/$f"
 done

@@ -60,6 +60,9 @@ printf '# The root is read-only; data volumes are mounted by `pyre boot`.\n' > "
 
 # The kernel boots from out/image/vmlinuz with pyre's initramfs: /boot stays empty.
 find "$root/boot" -mindepth 1 -delete
+# udev reads the compiled hwdb.bin; its sources only serve `systemd-hwdb update`, which a
+# read-only root never runs.
+find "$root/usr/lib/udev/hwdb.d" -name '*.hwdb' -delete
 # Build-time leftovers: logs, caches, backups of the package database.
 find "$root/var/log" "$root/var/cache/apt" "$root/var/lib/apt/lists" -type f -delete
 rm -f "$root"/var/cache/debconf/*-old "$root"/var/lib/dpkg/*-old "$root/etc/.pwd.lock" \
