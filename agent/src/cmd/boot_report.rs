@@ -21,3 +21,53 @@ pub fn run(args: BootReportArgs) -> anyhow::Result<Exit> {
         Ok(Exit::Drift)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(dir: &std::path::Path, verified: bool) -> std::path::PathBuf {
+        let r = BootRecord {
+            version: 1,
+            verified,
+            manifest_digest: "sha256:00".into(),
+            entries: 1,
+            bytes_hashed: 1,
+            root_hash: "ab".into(),
+            root_device: "/dev/vda".into(),
+            started_at: 2.0,
+            stages: vec![],
+            total_seconds: 1.0,
+        };
+        let p = dir.join(format!("boot-{verified}.json"));
+        std::fs::write(&p, r.to_json()).unwrap();
+        p
+    }
+
+    #[test]
+    fn exit_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = run(BootReportArgs {
+            record: record(dir.path(), true),
+        })
+        .unwrap();
+        assert_eq!(ok, Exit::Clean);
+        let bad = run(BootReportArgs {
+            record: record(dir.path(), false),
+        })
+        .unwrap();
+        assert_eq!(bad, Exit::Drift);
+        let missing = dir.path().join("none.json");
+        let err = run(BootReportArgs { record: missing }).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("failed to read the boot record"),
+            "{err:#}"
+        );
+        std::fs::write(dir.path().join("junk.json"), b"{").unwrap();
+        let err = run(BootReportArgs {
+            record: dir.path().join("junk.json"),
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("not valid JSON"), "{err:#}");
+    }
+}

@@ -26,8 +26,12 @@ impl Clock<'_> {
         f: impl FnOnce() -> Result<(T, String), InitError>,
     ) -> Result<T, InitError> {
         let t0 = self.host.now();
-        let (value, detail) = f()?;
+        let result = f();
         let took = self.host.now().saturating_sub(t0).as_secs_f64();
+        let (value, detail) = result.inspect_err(|_| {
+            self.host
+                .console(&format!("pyre init: {name}: failed after {took:.3}s"));
+        })?;
         self.host
             .console(&format!("pyre init: {name}: {detail} ({took:.3}s)"));
         self.stages.push(Stage {

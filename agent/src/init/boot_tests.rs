@@ -427,6 +427,12 @@ fn every_failure_is_named_and_powers_off() {
                 assert_eq!(outcome, Refusal::PoweredOff, "{name}");
                 assert_eq!(ops[ops.len() - 2..], [Op::Sync, Op::PowerOff], "{name}");
             }
+            let failed_stage = lines
+                .iter()
+                .filter(|l| l.contains(": failed after "))
+                .count();
+            let in_a_stage = usize::from(*name != "exec"); // switch_root comes after the stages
+            assert_eq!(failed_stage, in_a_stage, "{name}: {lines:?}");
             if *name == "drift" {
                 assert!(
                     lines.iter().any(|l| l == "modified /usr/bin/ls"),
