@@ -4,6 +4,8 @@
 //! injected host paths); `cmd` holds thin shells that the binary dispatches to.
 pub mod cmd;
 pub mod drift;
+pub mod host;
+pub mod init;
 pub mod keys;
 pub mod logging;
 pub mod manifest;

@@ -5,6 +5,12 @@ use clap::Parser;
 use pyre::cmd::{Cli, Command};
 
 fn main() -> ExitCode {
+    // The kernel runs the initramfs' /init with no subcommand: that is `pyre init`.
+    let argv: Vec<String> = std::env::args().collect();
+    if pyre::cmd::init::is_kernel_init(&argv, std::process::id() as i32) {
+        let forwarded = pyre::cmd::init::forwarded_args(&argv);
+        pyre::cmd::init::pid1(std::path::Path::new("/proc/cmdline"), &forwarded);
+    }
     let cli = Cli::parse();
     pyre::logging::init(cli.verbose);
     let result = match cli.command {

@@ -1,0 +1,429 @@
+//! The boot sequence of `pyre init`, step by step; each step logs its duration.
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::cmdline::{self, BootParams};
+use super::dm::{self, DmCmd};
+use super::record::{BootRecord, Stage, RECORD_VERSION};
+use super::verify::{RootVerifier, Verified, VerifyInput};
+use super::{modules, InitError, InitPaths, DM_NAME};
+use crate::host::{errno_text, Host, MsFlags};
+
+/// How often the root device path is checked while waiting for it.
+pub const DEVICE_POLL: Duration = Duration::from_millis(10);
+
+struct Clock<'a> {
+    host: &'a dyn Host,
+    start: Duration,
+    stages: Vec<Stage>,
+}
+
+impl Clock<'_> {
+    /// Run one stage, log `name: detail (N.NNNs)` and keep its duration.
+    fn stage<T>(
+        &mut self,
+        name: &str,
+        f: impl FnOnce() -> Result<(T, String), InitError>,
+    ) -> Result<T, InitError> {
+        let t0 = self.host.now();
+        let result = f();
+        let took = self.host.now().saturating_sub(t0).as_secs_f64();
+        let (value, detail) = result.inspect_err(|_| {
+            self.host
+                .console(&format!("pyre init: {name}: failed after {took:.3}s"));
+        })?;
+        self.host
+            .console(&format!("pyre init: {name}: {detail} ({took:.3}s)"));
+        self.stages.push(Stage {
+            name: name.to_string(),
+            seconds: took,
+        });
+        Ok(value)
+    }
+
+    fn total(&self) -> f64 {
+        self.host.now().saturating_sub(self.start).as_secs_f64()
+    }
+}
+
+fn mount(
+    host: &dyn Host,
+    source: &str,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<(), InitError> {
+    host.mount(Some(source), target, fstype, flags, data)
+        .map_err(|e| InitError::Mount {
+            what: fstype.map_or_else(|| source.to_string(), str::to_string),
+            target: target.to_path_buf(),
+            reason: errno_text(&e),
+        })
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, InitError> {
+    std::fs::read(path).map_err(|e| InitError::Read {
+        path: path.to_path_buf(),
+        reason: errno_text(&e),
+    })
+}
+
+/// /proc, /sys, /dev (devtmpfs) and /run (tmpfs), then the console on stdout/stderr.
+fn setup(host: &dyn Host, p: &InitPaths) -> Result<((), String), InitError> {
+    let nosuid_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    let pseudo = [
+        ("proc", &p.proc, nosuid_nodev | MsFlags::MS_NOEXEC, None),
+        ("sysfs", &p.sys, nosuid_nodev | MsFlags::MS_NOEXEC, None),
+        ("devtmpfs", &p.dev, MsFlags::MS_NOSUID, Some("mode=0755")),
+        ("tmpfs", &p.run, nosuid_nodev, Some("mode=0755")),
+    ];
+    for (fs, target, flags, data) in pseudo {
+        host.mkdir_all(target).map_err(|e| InitError::Mount {
+            what: fs.to_string(),
+            target: target.clone(),
+            reason: format!("creating the mount point: {}", errno_text(&e)),
+        })?;
+        mount(host, fs, target, Some(fs), flags, data)?;
+    }
+    let console = p.dev.join("console");
+    let detail = match host.attach_console(&console) {
+        Ok(()) => format!(
+            "proc, sysfs, devtmpfs, tmpfs mounted; output on {}",
+            console.display()
+        ),
+        Err(e) => format!(
+            "proc, sysfs, devtmpfs, tmpfs mounted; {} unusable: {}",
+            console.display(),
+            errno_text(&e)
+        ),
+    };
+    Ok(((), detail))
+}
+
+fn wait_for_device(
+    host: &dyn Host,
+    device: &str,
+    deadline: Duration,
+) -> Result<((), String), InitError> {
+    let path = Path::new(device);
+    let t0 = host.now();
+    while !host.exists(path) {
+        if host.now().saturating_sub(t0) >= deadline {
+            return Err(InitError::RootDevice {
+                device: device.to_string(),
+                seconds: deadline.as_secs(),
+            });
+        }
+        host.sleep(DEVICE_POLL);
+    }
+    Ok(((), format!("{device} present")))
+}
+
+fn dm_call(
+    host: &dyn Host,
+    p: &InitPaths,
+    cmd: DmCmd,
+    step: &'static str,
+    buf: &mut [u8],
+) -> Result<(), InitError> {
+    host.dm_ioctl(&p.dm_control(), cmd.request(), buf)
+        .map_err(|e| {
+            let hint = match e.raw_os_error() {
+                Some(libc::EINVAL) if cmd == DmCmd::TableLoad => {
+                    " (the kernel log names the bad verity parameter)"
+                }
+                Some(libc::ENOENT) if cmd == DmCmd::Version => " (is dm-mod loaded?)",
+                _ => "",
+            };
+            InitError::Dm {
+                step,
+                name: DM_NAME.to_string(),
+                reason: format!("{}{hint}", errno_text(&e)),
+            }
+        })
+}
+
+/// DM_VERSION, DM_DEV_CREATE, DM_TABLE_LOAD (read-only verity), resume; then the node.
+fn verity(
+    host: &dyn Host,
+    p: &InitPaths,
+    params: &BootParams,
+) -> Result<(PathBuf, String), InitError> {
+    let bad = |e: dm::DmError| InitError::Dm {
+        step: "encoding",
+        name: DM_NAME.to_string(),
+        reason: e.to_string(),
+    };
+    let mut buf = dm::encode("", 0, None).map_err(bad)?;
+    dm_call(host, p, DmCmd::Version, "version check", &mut buf)?;
+    let mut buf = dm::encode(DM_NAME, 0, None).map_err(bad)?;
+    dm_call(host, p, DmCmd::DevCreate, "create", &mut buf)?;
+    let dev = dm::decode(&buf).map_err(bad)?.dev;
+    let target = dm::verity_target(&params.verity);
+    let mut buf = dm::encode(DM_NAME, dm::DM_READONLY_FLAG, Some(&target)).map_err(bad)?;
+    dm_call(host, p, DmCmd::TableLoad, "verity table load", &mut buf)?;
+    let mut buf = dm::encode(DM_NAME, 0, None).map_err(bad)?;
+    dm_call(host, p, DmCmd::DevSuspend, "resume", &mut buf)?;
+    let (major, minor) = dm::dev_major_minor(dev);
+    let node = p.dm_node();
+    let mk = |step: &str, e: std::io::Error| InitError::Dm {
+        step: "device node",
+        name: DM_NAME.to_string(),
+        reason: format!("{step} {}: {}", node.display(), errno_text(&e)),
+    };
+    host.mkdir_all(node.parent().unwrap_or(&p.dev))
+        .map_err(|e| mk("creating the directory of", e))?;
+    host.mknod_block(&node, major, minor)
+        .map_err(|e| mk("creating", e))?;
+    let detail = format!(
+        "{} ({major}:{minor}) over {}, {} data blocks, root hash {}",
+        node.display(),
+        params.verity.device,
+        params.verity.data_blocks,
+        params.verity.root_hash
+    );
+    Ok((node, detail))
+}
+
+fn mount_root(host: &dyn Host, p: &InitPaths, node: &Path) -> Result<((), String), InitError> {
+    host.mkdir_all(&p.sysroot).map_err(|e| InitError::Mount {
+        what: "erofs".into(),
+        target: p.sysroot.clone(),
+        reason: format!("creating the mount point: {}", errno_text(&e)),
+    })?;
+    let src = node.to_string_lossy();
+    host.mount(
+        Some(&src),
+        &p.sysroot,
+        Some("erofs"),
+        MsFlags::MS_RDONLY,
+        None,
+    )
+    .map_err(|e| InitError::RootMount {
+        device: node.to_path_buf(),
+        target: p.sysroot.clone(),
+        reason: errno_text(&e),
+        hint: if e.raw_os_error() == Some(libc::EIO) {
+            " (dm-verity rejected a block: the image does not match the root hash)"
+        } else {
+            ""
+        },
+    })?;
+    Ok((
+        (),
+        format!(
+            "{} mounted read-only on {}",
+            node.display(),
+            p.sysroot.display()
+        ),
+    ))
+}
+
+fn trusted_keys(dir: &Path) -> Result<Vec<PathBuf>, InitError> {
+    let entries = std::fs::read_dir(dir).map_err(|_| InitError::NoKeys(dir.to_path_buf()))?;
+    let mut keys: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pub"))
+        .collect();
+    keys.sort();
+    if keys.is_empty() {
+        return Err(InitError::NoKeys(dir.to_path_buf()));
+    }
+    Ok(keys)
+}
+
+fn verify_root(
+    p: &InitPaths,
+    params: &BootParams,
+    verifier: &dyn RootVerifier,
+) -> Result<(Verified, String), InitError> {
+    let manifest = p.manifest();
+    let actual = crate::manifest::digest(&read(&manifest)?);
+    if actual != params.manifest_digest {
+        return Err(InitError::Digest {
+            path: manifest,
+            expected: params.manifest_digest.clone(),
+            actual,
+        });
+    }
+    let keys = trusted_keys(&p.keys())?;
+    let mountinfo = p.proc.join("self/mountinfo");
+    let input = VerifyInput {
+        root: &p.sysroot,
+        manifest: &manifest,
+        keys: &keys,
+        mountinfo: &mountinfo,
+    };
+    let v = verifier.verify(&input)?;
+    let detail = format!(
+        "root verified: manifest {}, {} entries, {:.1} MB hashed",
+        v.manifest_digest,
+        v.entries,
+        v.bytes_hashed as f64 / 1e6
+    );
+    Ok((v, detail))
+}
+
+fn handover_err(step: &str, path: &Path, e: std::io::Error) -> InitError {
+    InitError::Handover {
+        step: format!("{step} {}", path.display()),
+        reason: errno_text(&e),
+    }
+}
+
+/// /var overlay and /tmp tmpfs in the new root, pyre's files and the boot record on /run.
+fn prepare_root(host: &dyn Host, p: &InitPaths, record: &BootRecord) -> Result<(), InitError> {
+    let var = p.run_pyre().join("var");
+    let (upper, work) = (var.join("upper"), var.join("work"));
+    for dir in [&upper, &work, &p.run_pyre().join("keys")] {
+        host.mkdir_all(dir)
+            .map_err(|e| handover_err("creating", dir, e))?;
+    }
+    let sys_var = p.sysroot.join("var");
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        sys_var.display(),
+        upper.display(),
+        work.display()
+    );
+    mount(
+        host,
+        "overlay",
+        &sys_var,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(&opts),
+    )?;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    mount(
+        host,
+        "tmpfs",
+        &p.sysroot.join("tmp"),
+        Some("tmpfs"),
+        flags,
+        Some("mode=1777"),
+    )?;
+    let mut copies = vec![(p.manifest(), p.run_pyre().join("manifest"))];
+    copies.push((p.signature(), p.run_pyre().join("manifest.sig")));
+    for key in trusted_keys(&p.keys())? {
+        let name = key.file_name().expect("a key file has a name").to_owned();
+        copies.push((key, p.run_pyre().join("keys").join(name)));
+    }
+    for (from, to) in copies {
+        let bytes = read(&from)?;
+        host.write_file(&to, &bytes)
+            .map_err(|e| handover_err("writing", &to, e))?;
+    }
+    let boot_json = p.run_pyre().join("boot.json");
+    host.write_file(&boot_json, &record.to_json())
+        .map_err(|e| handover_err("writing", &boot_json, e))?;
+    for from in [&p.dev, &p.proc, &p.sys, &p.run] {
+        let to = p.in_sysroot(from);
+        mount(
+            host,
+            &from.to_string_lossy(),
+            &to,
+            None,
+            MsFlags::MS_MOVE,
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+/// Free the initramfs, make the new root `/` and exec its init.
+fn switch_root(host: &dyn Host, p: &InitPaths, init_args: &[String]) -> Result<(), InitError> {
+    let err = |step: &str, e: std::io::Error| InitError::SwitchRoot {
+        step: step.to_string(),
+        reason: errno_text(&e),
+    };
+    host.chdir(&p.sysroot)
+        .map_err(|e| err("chdir to the new root", e))?;
+    if let Err(e) = host.clear_initramfs(&p.rootfs) {
+        host.console(&format!(
+            "pyre init: freeing the initramfs: {} (continuing)",
+            errno_text(&e)
+        ));
+    }
+    let sysroot = p.sysroot.to_string_lossy();
+    host.mount(Some(&sysroot), &p.rootfs, None, MsFlags::MS_MOVE, None)
+        .map_err(|e| err("moving the new root to /", e))?;
+    host.chroot(Path::new(".")).map_err(|e| err("chroot", e))?;
+    host.chdir(Path::new("/")).map_err(|e| err("chdir /", e))?;
+    let mut argv = vec![p.init.to_string_lossy().into_owned()];
+    argv.extend(init_args.iter().cloned());
+    host.execv(&p.init, &argv)
+        .map_err(|e| err(&format!("exec {}", p.init.display()), e))
+}
+
+/// The whole sequence. Returns only when it failed, or when `host.execv` returns success
+/// (the recording fake); the real exec never returns.
+pub fn boot(
+    host: &dyn Host,
+    p: &InitPaths,
+    verifier: &dyn RootVerifier,
+    init_args: &[String],
+) -> Result<(), InitError> {
+    let mut clock = Clock {
+        host,
+        start: host.now(),
+        stages: Vec::new(),
+    };
+    clock.stage("setup", || setup(host, p))?;
+    host.console(&format!(
+        "pyre init: pyre {} started at {:.3}s after boot",
+        env!("CARGO_PKG_VERSION"),
+        clock.start.as_secs_f64()
+    ));
+    let params = clock.stage("cmdline", || {
+        let text = String::from_utf8_lossy(&read(&p.cmdline)?).into_owned();
+        let params = cmdline::parse(&text)?;
+        let detail = format!(
+            "root {} root hash {}",
+            params.verity.device, params.verity.root_hash
+        );
+        Ok((params, detail))
+    })?;
+    clock.stage("modules", || {
+        let s = modules::load_all(host, &p.modules_list())?;
+        Ok((
+            (),
+            format!(
+                "{} loaded, {} already loaded, {} failed",
+                s.loaded,
+                s.already,
+                s.failed.len()
+            ),
+        ))
+    })?;
+    clock.stage("root-device", || {
+        wait_for_device(host, &params.verity.device, params.root_wait)
+    })?;
+    let node = clock.stage("verity", || verity(host, p, &params))?;
+    clock.stage("mount", || mount_root(host, p, &node))?;
+    let verified = clock.stage("verify", || verify_root(p, &params, verifier))?;
+    let record = BootRecord {
+        version: RECORD_VERSION,
+        verified: true,
+        manifest_digest: verified.manifest_digest,
+        entries: verified.entries,
+        bytes_hashed: verified.bytes_hashed,
+        root_hash: params.verity.root_hash.clone(),
+        root_device: params.verity.device.clone(),
+        started_at: clock.start.as_secs_f64(),
+        stages: clock.stages.clone(),
+        total_seconds: clock.total(),
+    };
+    host.console(&record.summary_line());
+    clock.stage("handover", || {
+        prepare_root(host, p, &record).map(|()| ((), "/var overlay, /tmp, /run/pyre ready".into()))
+    })?;
+    host.console(&format!(
+        "pyre init: switching root to {} after {:.3}s",
+        p.init.display(),
+        clock.total()
+    ));
+    switch_root(host, p, init_args)
+}

@@ -1,0 +1,483 @@
+//! The boot sequence and its failure handling, driven through the recording host.
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::dm::{self, DmCmd};
+use super::record::BootRecord;
+use super::verify::{RootVerifier, Verified, VerifyFailure, VerifyInput};
+use super::*;
+use crate::host::{MsFlags, Op, RecordingHost};
+use crate::manifest::digest as manifest_digest;
+
+const ROOT_HASH: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const MANIFEST: &[u8] = b"pyre-manifest v1\n/ d 0755 0 0\n";
+
+/// (root, manifest, keys, mountinfo) of one verify call.
+type Seen = (PathBuf, PathBuf, Vec<PathBuf>, PathBuf);
+
+struct Scripted {
+    answer: Result<Verified, VerifyFailure>,
+    seen: RefCell<Vec<Seen>>,
+}
+
+impl RootVerifier for Scripted {
+    fn verify(&self, i: &VerifyInput) -> Result<Verified, VerifyFailure> {
+        let seen = (
+            i.root.to_path_buf(),
+            i.manifest.to_path_buf(),
+            i.keys.to_vec(),
+            i.mountinfo.to_path_buf(),
+        );
+        self.seen.borrow_mut().push(seen);
+        self.answer.clone()
+    }
+}
+
+fn clean() -> Scripted {
+    let v = Verified {
+        manifest_digest: manifest_digest(MANIFEST),
+        entries: 9912,
+        bytes_hashed: 226_000_000,
+    };
+    Scripted {
+        answer: Ok(v),
+        seen: RefCell::default(),
+    }
+}
+
+fn failing(f: VerifyFailure) -> Scripted {
+    Scripted {
+        answer: Err(f),
+        seen: RefCell::default(),
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    paths: InitPaths,
+}
+
+/// A fake initramfs in a temp dir: the files pyre reads are real, side effects are recorded.
+fn fixture(extra_cmdline: &str) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path();
+    let paths = InitPaths {
+        rootfs: r.to_path_buf(),
+        cmdline: r.join("proc/cmdline"),
+        proc: r.join("proc"),
+        sys: r.join("sys"),
+        dev: r.join("dev"),
+        run: r.join("run"),
+        etc: r.join("etc/pyre"),
+        sysroot: r.join("sysroot"),
+        init: "/sbin/init".into(),
+    };
+    std::fs::create_dir_all(paths.keys()).unwrap();
+    std::fs::create_dir_all(&paths.proc).unwrap();
+    let cmdline = format!(
+        "console=ttyS0 pyre.root=/dev/vda pyre.verity.roothash={ROOT_HASH} pyre.verity.salt=aa55 \
+         pyre.verity.data-blocks=100 pyre.verity.hash-offset=409600 pyre.manifest.digest={} ro {extra_cmdline}",
+        manifest_digest(MANIFEST)
+    );
+    std::fs::write(&paths.cmdline, cmdline).unwrap();
+    std::fs::write(
+        paths.modules_list(),
+        "/lib/modules/dm-mod.ko\n/lib/modules/dm-verity.ko\n",
+    )
+    .unwrap();
+    std::fs::write(paths.manifest(), MANIFEST).unwrap();
+    std::fs::write(paths.signature(), b"SIG").unwrap();
+    std::fs::write(paths.keys().join("build.pub"), b"KEY").unwrap();
+    std::fs::write(paths.keys().join("README"), b"not a key").unwrap();
+    Fixture { _dir: dir, paths }
+}
+
+fn host_with_disk() -> RecordingHost {
+    let h = RecordingHost::new();
+    h.dm_dev.set(254 << 8); // 254:0
+    h.add_path_after("/dev/vda", Duration::from_millis(50));
+    h
+}
+
+fn mount_op(
+    source: &str,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Op {
+    Op::Mount {
+        source: Some(source.into()),
+        target: target.into(),
+        fstype: fstype.map(Into::into),
+        flags,
+        data: data.map(Into::into),
+    }
+}
+
+fn dm_ops(ops: &[Op]) -> Vec<(DmCmd, dm::Decoded)> {
+    ops.iter()
+        .filter_map(|op| match op {
+            Op::DmIoctl { request, buf, .. } => {
+                Some((DmCmd::from_request(*request)?, dm::decode(buf).unwrap()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_clean_boot_runs_the_exact_sequence() {
+    let f = fixture("");
+    let p = &f.paths;
+    let h = host_with_disk();
+    let v = clean();
+    boot(&h, p, &v, &["single".to_string()]).unwrap();
+    let ops = h.ops();
+    let nn = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    let ctl = p.dm_control();
+    let mut want = vec![
+        Op::Mkdir(p.proc.clone()),
+        mount_op("proc", &p.proc, Some("proc"), nn | MsFlags::MS_NOEXEC, None),
+        Op::Mkdir(p.sys.clone()),
+        mount_op(
+            "sysfs",
+            &p.sys,
+            Some("sysfs"),
+            nn | MsFlags::MS_NOEXEC,
+            None,
+        ),
+        Op::Mkdir(p.dev.clone()),
+        mount_op(
+            "devtmpfs",
+            &p.dev,
+            Some("devtmpfs"),
+            MsFlags::MS_NOSUID,
+            Some("mode=0755"),
+        ),
+        Op::Mkdir(p.run.clone()),
+        mount_op("tmpfs", &p.run, Some("tmpfs"), nn, Some("mode=0755")),
+        Op::AttachConsole(p.dev.join("console")),
+        Op::FinitModule("/lib/modules/dm-mod.ko".into()),
+        Op::FinitModule("/lib/modules/dm-verity.ko".into()),
+    ];
+    let dm_count = 4;
+    assert_eq!(ops[..want.len()], want[..]);
+    assert!(ops[want.len()..want.len() + dm_count]
+        .iter()
+        .all(|o| matches!(o, Op::DmIoctl { control, .. } if *control == ctl)));
+    let run_pyre = p.run.join("pyre");
+    let sysroot = p.sysroot.clone();
+    let var_opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        sysroot.join("var").display(),
+        run_pyre.join("var/upper").display(),
+        run_pyre.join("var/work").display()
+    );
+    want = vec![
+        Op::Mkdir(p.dev.join("mapper")),
+        Op::Mknod {
+            path: p.dev.join("mapper/pyre-root"),
+            major: 254,
+            minor: 0,
+        },
+        Op::Mkdir(sysroot.clone()),
+        mount_op(
+            &p.dev.join("mapper/pyre-root").to_string_lossy(),
+            &sysroot,
+            Some("erofs"),
+            MsFlags::MS_RDONLY,
+            None,
+        ),
+        Op::Mkdir(run_pyre.join("var/upper")),
+        Op::Mkdir(run_pyre.join("var/work")),
+        Op::Mkdir(run_pyre.join("keys")),
+        mount_op(
+            "overlay",
+            &sysroot.join("var"),
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(&var_opts),
+        ),
+        mount_op(
+            "tmpfs",
+            &sysroot.join("tmp"),
+            Some("tmpfs"),
+            nn,
+            Some("mode=1777"),
+        ),
+        Op::WriteFile {
+            path: run_pyre.join("manifest"),
+            contents: MANIFEST.to_vec(),
+        },
+        Op::WriteFile {
+            path: run_pyre.join("manifest.sig"),
+            contents: b"SIG".to_vec(),
+        },
+        Op::WriteFile {
+            path: run_pyre.join("keys/build.pub"),
+            contents: b"KEY".to_vec(),
+        },
+    ];
+    let rest = &ops[11 + dm_count..];
+    assert_eq!(rest[..want.len()], want[..]);
+    let Op::WriteFile { path, contents } = &rest[want.len()] else {
+        panic!("boot.json expected: {:?}", rest[want.len()])
+    };
+    assert_eq!(path, &run_pyre.join("boot.json"));
+    let record = BootRecord::from_json(contents).unwrap();
+    assert!(record.verified);
+    assert_eq!((record.entries, record.bytes_hashed), (9912, 226_000_000));
+    assert_eq!(record.manifest_digest, manifest_digest(MANIFEST));
+    assert_eq!(record.root_hash, ROOT_HASH);
+    let names: Vec<&str> = record.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "setup",
+            "cmdline",
+            "modules",
+            "root-device",
+            "verity",
+            "mount",
+            "verify"
+        ]
+    );
+    let waited = record.stages[3].seconds;
+    assert!(
+        (0.05..0.07).contains(&waited),
+        "waited {waited}s for the disk"
+    );
+    let root = p.rootfs.to_string_lossy();
+    let tail = vec![
+        mount_op(
+            &p.dev.to_string_lossy(),
+            &sysroot.join("dev"),
+            None,
+            MsFlags::MS_MOVE,
+            None,
+        ),
+        mount_op(
+            &p.proc.to_string_lossy(),
+            &sysroot.join("proc"),
+            None,
+            MsFlags::MS_MOVE,
+            None,
+        ),
+        mount_op(
+            &p.sys.to_string_lossy(),
+            &sysroot.join("sys"),
+            None,
+            MsFlags::MS_MOVE,
+            None,
+        ),
+        mount_op(
+            &p.run.to_string_lossy(),
+            &sysroot.join("run"),
+            None,
+            MsFlags::MS_MOVE,
+            None,
+        ),
+        Op::Chdir(sysroot.clone()),
+        Op::ClearInitramfs(p.rootfs.clone()),
+        mount_op(
+            &sysroot.to_string_lossy(),
+            Path::new(&*root),
+            None,
+            MsFlags::MS_MOVE,
+            None,
+        ),
+        Op::Chroot(".".into()),
+        Op::Chdir("/".into()),
+        Op::Execv {
+            path: "/sbin/init".into(),
+            args: vec!["/sbin/init".into(), "single".into()],
+        },
+    ];
+    assert_eq!(rest[want.len() + 1..], tail[..]);
+    let seen = v.seen.borrow();
+    assert_eq!(
+        seen[0],
+        (
+            sysroot,
+            p.manifest(),
+            vec![p.keys().join("build.pub")],
+            p.proc.join("self/mountinfo")
+        )
+    );
+    let lines = h.lines().join("\n");
+    for want in [
+        "pyre init: modules: 2 loaded",
+        "pyre: root verified: manifest sha256:",
+        "switching root to /sbin/init",
+    ] {
+        assert!(lines.contains(want), "console lacks {want:?}:\n{lines}");
+    }
+}
+
+#[test]
+fn the_verity_ioctls_carry_the_table() {
+    let f = fixture("");
+    let h = host_with_disk();
+    h.dm_dev.set((253 << 8) | 7);
+    boot(&h, &f.paths, &clean(), &[]).unwrap();
+    let calls = dm_ops(&h.ops());
+    let cmds: Vec<DmCmd> = calls.iter().map(|c| c.0).collect();
+    assert_eq!(
+        cmds,
+        [
+            DmCmd::Version,
+            DmCmd::DevCreate,
+            DmCmd::TableLoad,
+            DmCmd::DevSuspend
+        ]
+    );
+    let (_, load) = &calls[2];
+    assert_eq!(load.name, "pyre-root");
+    assert_eq!(load.flags, dm::DM_READONLY_FLAG);
+    let t = load.target.as_ref().unwrap();
+    assert_eq!(
+        (t.sector_start, t.length, t.target_type.as_str()),
+        (0, 800, "verity")
+    );
+    assert_eq!(
+        t.params,
+        format!("1 /dev/vda /dev/vda 4096 4096 100 101 sha256 {ROOT_HASH} aa55")
+    );
+    assert_eq!(calls[3].1.flags, 0, "resume, not suspend");
+    assert!(h.ops().contains(&Op::Mknod {
+        path: f.paths.dm_node(),
+        major: 253,
+        minor: 7
+    }));
+}
+
+fn rewrite(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from));
+    std::fs::write(path, text.replace(from, to)).unwrap();
+}
+
+type Setup = fn(&RecordingHost, &InitPaths) -> Option<VerifyFailure>;
+
+fn fail_on(h: &RecordingHost, errno: i32, pred: impl Fn(&Op) -> bool + 'static) {
+    h.fail_when(move |op| pred(op).then_some(errno));
+}
+
+#[test]
+fn every_failure_is_named_and_powers_off() {
+    let cases: &[(&str, Setup, &str, &str)] = &[
+        ("proc", |h, _| { fail_on(h, libc::EPERM, |o| matches!(o, Op::Mount { fstype: Some(t), .. } if t == "proc")); None },
+            "PYRE-INIT-SETUP", "mounting proc on "),
+        ("cmdline", |_, p| { rewrite(&p.cmdline, &format!("pyre.verity.roothash={ROOT_HASH}"), ""); None },
+            "PYRE-INIT-CMDLINE", "kernel command line lacks pyre.verity.roothash"),
+        ("module", |h, _| { fail_on(h, libc::ENOEXEC, |o| matches!(o, Op::FinitModule(p) if p.ends_with("dm-verity.ko"))); None },
+            "PYRE-INIT-MODULES", "loading dm-verity (/lib/modules/dm-verity.ko) failed: ENOEXEC"),
+        ("no disk", |_, p| { rewrite(&p.cmdline, "pyre.root=/dev/vda", "pyre.root=/dev/vdb"); None },
+            "PYRE-INIT-ROOT-DEVICE", "root device /dev/vdb did not appear within 30s"),
+        ("table", |h, _| { fail_on(h, libc::EINVAL, |o| matches!(o, Op::DmIoctl { request, .. } if *request == DmCmd::TableLoad.request())); None },
+            "PYRE-INIT-VERITY", "device-mapper verity table load for pyre-root: EINVAL (Invalid argument) (the kernel log"),
+        ("bad hash", |h, _| { fail_on(h, libc::EIO, |o| matches!(o, Op::Mount { fstype: Some(t), .. } if t == "erofs")); None },
+            "PYRE-INIT-ROOT-MOUNT", "EIO (Input/output error) (dm-verity rejected a block"),
+        ("digest", |_, p| { std::fs::write(p.manifest(), b"another manifest").unwrap(); None },
+            "PYRE-INIT-MANIFEST-DIGEST", "manifest digest mismatch: "),
+        ("no keys", |_, p| { std::fs::remove_file(p.keys().join("build.pub")).unwrap(); None },
+            "PYRE-INIT-SIGNATURE", "no trusted public keys (*.pub) in "),
+        ("wrong key", |_, _| Some(VerifyFailure::Signature("no trusted key verifies it".into())),
+            "PYRE-INIT-SIGNATURE", "manifest signature rejected: no trusted key verifies it"),
+        ("drift", |_, _| Some(VerifyFailure::Drift { changes: 1, report: "modified /usr/bin/ls\n  sha256: a -> b".into() }),
+            "PYRE-INIT-DRIFT", "root differs from the signed manifest (1 changes)"),
+        ("exec", |h, _| { fail_on(h, libc::ENOENT, |o| matches!(o, Op::Execv { .. })); None },
+            "PYRE-INIT-HANDOVER", "switch_root: exec /sbin/init: ENOENT"),
+    ];
+    for debug in [false, true] {
+        for (name, setup, code, message) in cases {
+            let f = fixture(if debug { "pyre.debug" } else { "" });
+            let h = host_with_disk();
+            let verifier = match setup(&h, &f.paths) {
+                Some(failure) => failing(failure),
+                None => clean(),
+            };
+            let err = boot(&h, &f.paths, &verifier, &[]).expect_err(name);
+            assert_eq!(err.code(), *code, "{name}: {err}");
+            let outcome = refuse_boot(&h, &err, debug_from(&f.paths.cmdline));
+            let lines = h.lines();
+            let refused = lines
+                .iter()
+                .find(|l| l.contains("BOOT REFUSED"))
+                .unwrap_or_else(|| panic!("{name}: {lines:?}"));
+            assert!(
+                refused.starts_with(&format!("pyre init: BOOT REFUSED [{code}]: ")),
+                "{name}: {refused}"
+            );
+            assert!(
+                refused.contains(message),
+                "{name}: {refused:?} lacks {message:?}"
+            );
+            let ops = h.ops();
+            if debug {
+                assert_eq!(outcome, Refusal::Halted, "{name}");
+                assert_eq!(ops.last(), Some(&Op::Sync), "{name}");
+                assert!(
+                    lines.last().unwrap().contains("pyre.debug is set"),
+                    "{name}"
+                );
+            } else {
+                assert_eq!(outcome, Refusal::PoweredOff, "{name}");
+                assert_eq!(ops[ops.len() - 2..], [Op::Sync, Op::PowerOff], "{name}");
+            }
+            let failed_stage = lines
+                .iter()
+                .filter(|l| l.contains(": failed after "))
+                .count();
+            let in_a_stage = usize::from(*name != "exec"); // switch_root comes after the stages
+            assert_eq!(failed_stage, in_a_stage, "{name}: {lines:?}");
+            if *name == "drift" {
+                assert!(
+                    lines.iter().any(|l| l == "modified /usr/bin/ls"),
+                    "{lines:?}"
+                );
+            }
+            if *name == "no disk" {
+                assert!(
+                    h.elapsed() >= Duration::from_secs(30),
+                    "waited the whole deadline"
+                );
+            }
+            let switched = ops.iter().any(|o| matches!(o, Op::Chroot(_)));
+            assert_eq!(
+                switched,
+                *name == "exec",
+                "{name}: only a failed exec gets past chroot"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_failed_power_off_is_reported() {
+    let h = RecordingHost::new();
+    h.fail_when(|o| matches!(o, Op::PowerOff).then_some(libc::EPERM));
+    let err = InitError::NoKeys("/etc/pyre/keys".into());
+    assert_eq!(refuse_boot(&h, &err, false), Refusal::PowerOffFailed);
+    assert!(h
+        .lines()
+        .last()
+        .unwrap()
+        .contains("power off failed: EPERM"));
+}
+
+#[test]
+fn a_long_drift_report_is_cut_on_the_console() {
+    let h = RecordingHost::new();
+    let report: String = (0..500).map(|i| format!("modified /f{i}\n")).collect();
+    let err = InitError::Verify(VerifyFailure::Drift {
+        changes: 500,
+        report,
+    });
+    refuse_boot(&h, &err, false);
+    let lines = h.lines();
+    assert!(lines.contains(&"... 300 more report lines not shown".to_string()));
+    assert!(lines.len() < MAX_REPORT_LINES + 5);
+}

@@ -1,0 +1,95 @@
+//! Console strings the scenarios wait for. pyre's own lines come from agent/src/init/ and
+//! agent/src/cmd/boot_report.rs; systemd's from systemd 252 (Debian 12).
+
+/// systemd reached multi-user (status line or the getty prompt).
+pub const MULTI_USER: &[&str] = &[
+    "Reached target multi-user.target",
+    "Reached target Multi-User System",
+    " login: ",
+];
+
+/// Any of these means systemd (PID 1 after switch_root) started.
+pub const SYSTEMD_STARTED: &[&str] = &["systemd[1]:", "Welcome to "];
+
+/// The verified-root line, from `pyre init` (with stage times) and again from
+/// pyre-verified.service after switch_root; the manifest digest follows.
+pub const VERIFIED: &str = "pyre: root verified: manifest sha256:";
+
+/// pyre init's refusal line: `pyre init: BOOT REFUSED [<code>]: <reason>`.
+pub const REFUSED: &str = "pyre init: BOOT REFUSED [";
+
+/// pyre init's last line before it asks the kernel to power off.
+pub const INIT_POWEROFF: &str = "pyre init: powering off";
+
+/// Refusal codes (stable ids printed between the brackets of [`REFUSED`]).
+pub const CODE_DRIFT: &str = "PYRE-INIT-DRIFT";
+pub const CODE_VERIFY: &str = "PYRE-INIT-VERIFY";
+pub const CODE_ROOT_MOUNT: &str = "PYRE-INIT-ROOT-MOUNT";
+pub const CODE_VERITY: &str = "PYRE-INIT-VERITY";
+pub const CODE_SIGNATURE: &str = "PYRE-INIT-SIGNATURE";
+
+/// `pyre init: BOOT REFUSED [<code>]`
+pub fn refused(code: &str) -> String {
+    format!("{REFUSED}{code}]")
+}
+
+/// The kernel's last words on a power off.
+pub const KERNEL_POWER_DOWN: &str = "reboot: Power down";
+
+/// Which of `markers` occur in `text`.
+pub fn present<'a>(text: &str, markers: &[&'a str]) -> Vec<&'a str> {
+    markers
+        .iter()
+        .copied()
+        .filter(|m| text.contains(m))
+        .collect()
+}
+
+/// The first console line containing `marker`, without the trailing CR.
+pub fn line_with<'a>(text: &'a str, marker: &str) -> Option<&'a str> {
+    text.lines()
+        .find(|l| l.contains(marker))
+        .map(|l| l.trim_end_matches('\r'))
+}
+
+/// `stages: modules 0.21s, verify 12.30s, total 12.90s` → [("modules", 0.21), …, ("total", 12.9)].
+pub fn stage_times(line: &str) -> Vec<(String, f64)> {
+    let Some((_, stages)) = line.split_once("stages: ") else {
+        return Vec::new();
+    };
+    stages
+        .split(", ")
+        .filter_map(|part| {
+            let (name, secs) = part.trim().rsplit_once(' ')?;
+            let secs = secs.strip_suffix('s')?.parse().ok()?;
+            Some((name.to_string(), secs))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_stage_times_of_the_verified_line() {
+        let text = "[    3.1] x\r\npyre: root verified: manifest sha256:ab, 9912 entries, \
+                    226.4 MB hashed; stages: modules 0.21s, verify 12.30s, total 12.90s\r\nok";
+        let line = line_with(text, VERIFIED).unwrap();
+        assert!(line.ends_with("total 12.90s"));
+        assert_eq!(
+            stage_times(line),
+            [
+                ("modules".to_string(), 0.21),
+                ("verify".to_string(), 12.3),
+                ("total".to_string(), 12.9)
+            ]
+        );
+        assert!(stage_times("no stages here").is_empty());
+        assert_eq!(
+            refused(CODE_DRIFT),
+            "pyre init: BOOT REFUSED [PYRE-INIT-DRIFT]"
+        );
+        assert_eq!(present(text, &["x", "qq"]), ["x"]);
+    }
+}

@@ -1,0 +1,58 @@
+//! Measured times: printed as they are taken (past the test harness's output capture) and
+//! appended to `$OUT/test-logs/timings.tsv`.
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::image::log_dir;
+
+/// Append `scenario<TAB>what<TAB>secs` to `dir/timings.tsv`.
+pub fn record_in(dir: &Path, scenario: &str, what: &str, took: Duration) {
+    let line = format!("{scenario}\t{what}\t{:.1}", took.as_secs_f64());
+    let _ = std::fs::create_dir_all(dir);
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("timings.tsv"))
+    {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+/// Print `timing: scenario: what = secs` on stderr and [`record_in`] the default log directory.
+pub fn record(scenario: &str, what: &str, took: Duration) {
+    // Written to the stderr handle directly: `eprintln!` output is captured by libtest.
+    let _ = writeln!(
+        std::io::stderr(),
+        "timing: {scenario}: {what} = {:.1} s",
+        took.as_secs_f64()
+    );
+    record_in(&log_dir(), scenario, what, took);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appends_tab_separated_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        record_in(
+            dir.path(),
+            "clean-boot",
+            "multi-user",
+            Duration::from_millis(12_340),
+        );
+        record_in(
+            dir.path(),
+            "tampered-root",
+            "poweroff",
+            Duration::from_millis(5_050),
+        );
+        let text = std::fs::read_to_string(dir.path().join("timings.tsv")).unwrap();
+        assert_eq!(
+            text,
+            "clean-boot\tmulti-user\t12.3\ntampered-root\tpoweroff\t5.0\n"
+        );
+    }
+}

@@ -1,0 +1,139 @@
+//! The boot scenarios as reusable steps, shared by tests/tests/boot.rs and `pyre-demo`.
+use std::time::Duration;
+
+use crate::markers::{self, line_with, present, stage_times};
+use crate::qemu::{Exited, QemuBuilder, QemuError, Vm};
+
+/// Deadlines, stated once. TCG on 2 shared cores; multiply with `PYRE_E2E_SLOWDOWN` (e.g. 2)
+/// on slower machines.
+pub const MULTI_USER_DEADLINE: Duration = Duration::from_secs(300);
+/// From QEMU start to QEMU gone, for a boot pyre refuses.
+pub const REFUSAL_DEADLINE: Duration = Duration::from_secs(240);
+/// For the guest to shut down cleanly after the power button.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
+
+/// `d` scaled by `PYRE_E2E_SLOWDOWN` (default 1).
+pub fn scaled(d: Duration) -> Duration {
+    let factor = std::env::var("PYRE_E2E_SLOWDOWN")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|f| *f >= 1.0)
+        .unwrap_or(1.0);
+    d.mul_f64(factor)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error(transparent)]
+    Qemu(#[from] QemuError),
+    #[error("[{scenario}] {what}; {console}")]
+    Check {
+        scenario: String,
+        what: String,
+        console: String,
+    },
+}
+
+fn check(vm: &Vm, ok: bool, what: impl FnOnce() -> String) -> Result<(), ScenarioError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ScenarioError::Check {
+            scenario: vm.scenario.clone(),
+            what: what(),
+            console: vm.console_context(),
+        })
+    }
+}
+
+/// A boot that reached multi-user with a verified root.
+pub struct CleanBoot {
+    pub vm: Vm,
+    /// When pyre init's verified-root line arrived (since QEMU start).
+    pub verified_at: Duration,
+    /// When systemd reached multi-user.
+    pub multi_user_at: Duration,
+    /// pyre init's verified-root line.
+    pub verified_line: String,
+    /// Stage name → seconds, as pyre init reported them.
+    pub stages: Vec<(String, f64)>,
+}
+
+/// Boot and wait for multi-user; check pyre's verified-root line names `digest` (hex) and
+/// carries the stage times, and that pyre-verified.service repeated it after switch_root.
+pub fn boot_clean(builder: QemuBuilder, digest: &str) -> Result<CleanBoot, ScenarioError> {
+    let vm = builder.spawn()?;
+    let (_, multi_user_at) = vm.wait_for_any(markers::MULTI_USER, scaled(MULTI_USER_DEADLINE))?;
+    let verified = format!("{}{digest}", markers::VERIFIED);
+    let verified_at = vm.wait_for(&verified, Duration::from_secs(5))?;
+    let text = vm.console().text();
+    let line = line_with(&text, &verified).unwrap_or_default().to_string();
+    let stages = stage_times(&line);
+    check(
+        &vm,
+        stages.iter().any(|(n, _)| n == "total") && stages.len() >= 2,
+        || format!("the verified-root line carries no stage times: {line:?}"),
+    )?;
+    let service_said = text.matches(&verified).count() >= 2;
+    check(&vm, service_said, || {
+        "pyre-verified.service did not repeat the verified-root line after switch_root".into()
+    })?;
+    check(&vm, !text.contains(markers::REFUSED), || {
+        "pyre refused something on a clean boot".into()
+    })?;
+    Ok(CleanBoot {
+        vm,
+        verified_at,
+        multi_user_at,
+        verified_line: line,
+        stages,
+    })
+}
+
+/// A boot pyre refused.
+pub struct Refused {
+    pub vm: Vm,
+    /// The refusal line.
+    pub reason: String,
+    /// When the refusal line arrived.
+    pub refused_at: Duration,
+    /// How QEMU ended (by itself: the guest powered off).
+    pub exited: Exited,
+}
+
+/// Boot, expect pyre init to refuse with one of `codes`, print its power-off line, never start
+/// systemd, and QEMU to exit by itself (guest power off) within the refusal deadline.
+pub fn boot_refused(builder: QemuBuilder, codes: &[&str]) -> Result<Refused, ScenarioError> {
+    let mut vm = builder.spawn()?;
+    let deadline = scaled(REFUSAL_DEADLINE);
+    let wanted: Vec<String> = codes.iter().map(|c| markers::refused(c)).collect();
+    let mut any: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    // Any other refusal, or systemd starting, ends the wait early with a clear failure.
+    any.push(markers::REFUSED);
+    any.extend(markers::SYSTEMD_STARTED);
+    let (i, refused_at) = vm.wait_for_any(&any, deadline)?;
+    let text = vm.console().text();
+    check(&vm, i < wanted.len(), || {
+        let seen = line_with(&text, any[i]).unwrap_or(any[i]);
+        format!("expected a refusal with one of {codes:?}; saw {seen:?}")
+    })?;
+    let reason = line_with(&text, &wanted[i]).unwrap_or_default().to_string();
+    let exited = vm.wait_exit(deadline.saturating_sub(vm.elapsed()))?;
+    check(&vm, exited.by_itself(), || {
+        format!("QEMU did not exit by itself with status 0: {exited:?}")
+    })?;
+    let text = vm.console().text();
+    check(&vm, text.contains(markers::INIT_POWEROFF), || {
+        format!("no {:?} line before QEMU exited", markers::INIT_POWEROFF)
+    })?;
+    let started = present(&text, markers::SYSTEMD_STARTED);
+    check(&vm, started.is_empty(), || {
+        format!("systemd started after the refusal: saw {started:?}")
+    })?;
+    Ok(Refused {
+        vm,
+        reason,
+        refused_at,
+        exited,
+    })
+}

@@ -1,0 +1,131 @@
+//! The four boot scenarios of the baked image, under QEMU TCG. They need `make image` first
+//! (`make e2e` does it) and run one machine at a time. Deadlines (see `pyre_tests::scenario`):
+//! multi-user within 300 s of QEMU start; a refused boot must have powered the machine off
+//! (QEMU exited by itself) within 240 s. Console logs: $OUT/test-logs/<scenario>.log; times:
+//! $OUT/test-logs/timings.tsv and `timing:` lines on stderr.
+use std::path::PathBuf;
+
+use pyre_tests::image::{pyre_bin, work_dir, Image};
+use pyre_tests::markers::{CODE_DRIFT, CODE_ROOT_MOUNT, CODE_SIGNATURE, CODE_VERIFY, CODE_VERITY};
+use pyre_tests::report::record;
+use pyre_tests::scenario::{boot_clean, boot_refused, scaled, Refused, SHUTDOWN_GRACE};
+use pyre_tests::tamper::{initrd_signed_by_other_key, tamper_root, TAMPER_CANDIDATES};
+use pyre_tests::QemuBuilder;
+
+fn image() -> Image {
+    Image::locate().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A scenario's scratch directory, removed when the scenario passes.
+struct Work(PathBuf);
+
+impl Work {
+    fn new(scenario: &str) -> Work {
+        let dir = work_dir().join(scenario);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {dir:?}: {e}"));
+        Work(dir)
+    }
+}
+
+impl Drop for Work {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn record_refusal(scenario: &str, r: &Refused) {
+    record(scenario, "refusal line", r.refused_at);
+    record(scenario, "poweroff (QEMU exited)", r.exited.elapsed);
+}
+
+#[test]
+fn clean_boot_reaches_multi_user_with_a_verified_root() {
+    let image = image();
+    let scenario = "clean-boot";
+    let builder = QemuBuilder::new(&image, scenario).monitor(true);
+    let mut boot = boot_clean(builder, image.manifest_digest()).unwrap_or_else(|e| panic!("{e}"));
+    record(scenario, "pyre verified root", boot.verified_at);
+    record(scenario, "multi-user", boot.multi_user_at);
+    for (stage, secs) in &boot.stages {
+        record(
+            scenario,
+            &format!("pyre init stage {stage}"),
+            std::time::Duration::from_secs_f64(*secs),
+        );
+    }
+    let down = boot
+        .vm
+        .powerdown(scaled(SHUTDOWN_GRACE))
+        .unwrap_or_else(|e| panic!("{e}"));
+    record(scenario, "shutdown (from QEMU start)", down.elapsed);
+    assert!(
+        !down.killed,
+        "the guest did not shut down cleanly within {SHUTDOWN_GRACE:?} of the power button; {}",
+        boot.vm.console_context()
+    );
+}
+
+#[test]
+fn tampered_root_is_refused_and_powered_off() {
+    let image = image();
+    let scenario = "tampered-root";
+    let work = Work::new(scenario);
+    let t = tamper_root(&image, TAMPER_CANDIDATES, &work.0.join("rootfs.img"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _ = writeln_stderr(&format!(
+        "{scenario}: changed byte {} of {} (image offset {}): {:#04x} -> {:#04x}",
+        t.file_offset, t.file, t.offset, t.before, t.after
+    ));
+    let builder = QemuBuilder::new(&image, scenario).rootfs(&t.rootfs);
+    // dm-verity fails the read of the changed block; pyre reports the file as drift
+    // (unreadable) or as a verification error, naming the file.
+    let r = boot_refused(builder, &[CODE_DRIFT, CODE_VERIFY]).unwrap_or_else(|e| panic!("{e}"));
+    record_refusal(scenario, &r);
+    let text = r.vm.console().text();
+    assert!(
+        text.contains(&t.file),
+        "the console does not name the tampered file {}; {}",
+        t.file,
+        r.vm.console_context()
+    );
+}
+
+#[test]
+fn wrong_root_hash_is_refused_and_powered_off() {
+    let image = image();
+    let scenario = "wrong-root-hash";
+    let cmdline = image
+        .cmdline
+        .with_wrong_root_hash()
+        .expect("cmdline.txt has a root hash");
+    let builder = QemuBuilder::new(&image, scenario).cmdline(cmdline);
+    // The verity table loads, but no block verifies: mounting the root fails.
+    let r =
+        boot_refused(builder, &[CODE_ROOT_MOUNT, CODE_VERITY]).unwrap_or_else(|e| panic!("{e}"));
+    record_refusal(scenario, &r);
+}
+
+#[test]
+fn manifest_signed_by_another_key_is_refused_and_powered_off() {
+    let image = image();
+    let scenario = "foreign-signature";
+    let work = Work::new(scenario);
+    let initrd = initrd_signed_by_other_key(&image, pyre_bin().as_deref(), &work.0)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let builder = QemuBuilder::new(&image, scenario).initrd(initrd);
+    let r = boot_refused(builder, &[CODE_SIGNATURE]).unwrap_or_else(|e| panic!("{e}"));
+    record_refusal(scenario, &r);
+    assert!(
+        r.reason.to_lowercase().contains("signature"),
+        "the refusal does not mention the signature: {:?}",
+        r.reason
+    );
+}
+
+fn writeln_stderr(s: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    writeln!(std::io::stderr(), "{s}")
+}
