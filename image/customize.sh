@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# customize.sh ROOT [PUBKEY...]: turn the extracted base root into pyre's read-only server root.
+# Installs pyre and the units from systemd/, configures networkd, and removes what a
+# read-only server does not need or must not have (build logs, apt caches, /boot, the
+# build host's hostname). Runs the image's own systemctl/depmod through chroot.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+root=${1:?usage: customize.sh ROOT [PUBKEY...]}
+shift
+[ -x "$PYRE_BIN" ] || die "pyre binary not found at $PYRE_BIN (run \`make static\`)"
+[ -x "$root/usr/bin/systemctl" ] || die "$root does not look like a systemd root"
+
+# pyre itself, and the public key(s) it trusts (also baked into the initramfs).
+install -D -m 0755 "$PYRE_BIN" "$root/usr/bin/pyre"
+install -d -m 0755 "$root/etc/pyre/keys"
+for pub in "$@"; do
+  install -m 0644 "$pub" "$root/etc/pyre/keys/$(basename "$pub")"
+done
+
+# pyre's documentation, which the units point to (Documentation=file:/usr/share/doc/pyre/...).
+install -d -m 0755 "$root/usr/share/doc/pyre"
+shopt -s nullglob
+for d in "$REPO"/docs/*.md; do install -m 0644 "$d" "$root/usr/share/doc/pyre/"; done
+shopt -u nullglob
+
+# Units from systemd/: install all, enable those with an [Install] section.
+units=()
+shopt -s nullglob
+for f in "$REPO"/systemd/*.service "$REPO"/systemd/*.target "$REPO"/systemd/*.timer \
+  "$REPO"/systemd/*.socket "$REPO"/systemd/*.path "$REPO"/systemd/*.mount; do
+  install -m 0644 "$f" "$root/usr/lib/systemd/system/$(basename "$f")"
+  grep -q '^\[Install\]' "$f" && units+=("$(basename "$f")")
+done
+shopt -u nullglob
+
+# DHCP on every physical Ethernet link (Kind=!* leaves out veth, bridges and the like).
+install -d "$root/etc/systemd/network"
+cat > "$root/etc/systemd/network/80-pyre-dhcp.network" <<'NET'
+# pyre image: DHCP (v4 and v6) on every Ethernet link that is not a virtual device.
+[Match]
+Type=ether
+Kind=!*
+
+[Network]
+DHCP=yes
+NET
+chroot "$root" systemctl enable --quiet systemd-networkd.service systemd-resolved.service \
+  "${units[@]}"
+chroot "$root" systemctl set-default --quiet multi-user.target
+# A read-only root cannot update itself: no apt timers, no trying to fetch package lists.
+chroot "$root" systemctl disable --quiet apt-daily.timer apt-daily-upgrade.timer 2>/dev/null || true
+
+# Identity comes at boot: systemd makes a transient machine id when /etc/machine-id is empty,
+# `pyre boot` sets the hostname from the instance config.
+: > "$root/etc/machine-id"
+echo localhost > "$root/etc/hostname"
+[ "$(readlink "$root/etc/resolv.conf")" = ../run/systemd/resolve/stub-resolv.conf ] ||
+  die "$root/etc/resolv.conf is not the link into /run that systemd-resolved installs"
+printf '# The root is read-only; data volumes are mounted by `pyre boot`.\n' > "$root/etc/fstab"
+
+# The kernel boots from out/image/vmlinuz with pyre's initramfs: /boot stays empty.
+find "$root/boot" -mindepth 1 -delete
+# udev reads the compiled hwdb.bin; its sources only serve `systemd-hwdb update`, which a
+# read-only root never runs.
+find "$root/usr/lib/udev/hwdb.d" -name '*.hwdb' -delete
+# Build-time leftovers: logs, caches, backups of the package database.
+find "$root/var/log" "$root/var/cache/apt" "$root/var/lib/apt/lists" -type f -delete
+rm -f "$root"/var/cache/debconf/*-old "$root"/var/lib/dpkg/*-old "$root/etc/.pwd.lock" \
+  "$root/etc/passwd-" "$root/etc/group-" "$root/etc/shadow-" "$root/etc/gshadow-" \
+  "$root/etc/subuid-" "$root/etc/subgid-"
+# Mount points only: pyre init mounts /proc, /sys, /dev, /run, /tmp (and overlays /var).
+for d in dev proc sys run tmp; do
+  rm -rf "${root:?}/$d"
+  mkdir -m 0755 "$root/$d"
+done
+chmod 1777 "$root/tmp"
+log "customize: pyre, ${#units[@]} pyre unit(s) enabled (${units[*]:-none}), networkd DHCP"
