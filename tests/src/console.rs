@@ -1,4 +1,6 @@
 //! The captured serial console: bytes as they arrived, when they arrived, and waiting on them.
+//! The log file keeps the raw bytes; the in-memory copy drops ANSI escape sequences (systemd
+//! colours its status lines), so markers are plain text.
 use std::fs::File;
 use std::io::{Read, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -13,6 +15,36 @@ struct State {
     stamps: Vec<(usize, Duration)>,
     /// The console stream ended (QEMU exited or closed it).
     closed: bool,
+    /// Where the escape-sequence filter is, across chunks.
+    esc: Esc,
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Esc {
+    #[default]
+    Text,
+    /// After ESC.
+    Start,
+    /// Inside `ESC [ …` until a final byte.
+    Csi,
+}
+
+/// Append `chunk` to `out` without ANSI escape sequences (CSI `ESC [ … final` and two-byte
+/// `ESC x`); `state` carries a sequence split across chunks.
+fn strip_ansi(state: &mut Esc, chunk: &[u8], out: &mut Vec<u8>) {
+    for &b in chunk {
+        *state = match (*state, b) {
+            (Esc::Text, 0x1b) => Esc::Start,
+            (Esc::Text, _) => {
+                out.push(b);
+                Esc::Text
+            }
+            (Esc::Start, b'[') => Esc::Csi,
+            (Esc::Start, _) => Esc::Text,
+            (Esc::Csi, 0x40..=0x7e) => Esc::Text,
+            (Esc::Csi, _) => Esc::Csi,
+        };
+    }
 }
 
 /// A console shared between the reader thread and the test.
@@ -47,7 +79,8 @@ impl Console {
     pub fn push(&self, chunk: &[u8]) {
         let at = self.started.elapsed();
         let mut s = self.lock();
-        s.bytes.extend_from_slice(chunk);
+        let State { bytes, esc, .. } = &mut *s;
+        strip_ansi(esc, chunk, bytes);
         let end = s.bytes.len();
         s.stamps.push((end, at));
         self.inner.1.notify_all();
@@ -197,6 +230,18 @@ mod tests {
         assert!(t >= Duration::from_millis(30), "{t:?}");
         assert!(c.find("Linux version").unwrap() < Duration::from_millis(30));
         assert_eq!(c.find("absent"), None);
+    }
+
+    #[test]
+    fn drops_escape_sequences_even_split_across_chunks() {
+        let c = Console::new(Instant::now());
+        c.push(b"[\x1b[0;32m  OK  \x1b[0m] Reached target \x1b[0;1");
+        c.push(b";39mmulti-user.target\x1b[0m - Multi-User System.\r\n\x1bc");
+        assert_eq!(
+            c.text(),
+            "[  OK  ] Reached target multi-user.target - Multi-User System.\r\n"
+        );
+        assert!(c.find("Reached target multi-user.target").is_some());
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -56,6 +56,16 @@ impl Exited {
     pub fn by_itself(&self) -> bool {
         !self.killed && self.status.success()
     }
+}
+
+/// How [`Vm::powerdown`] ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Shutdown {
+    pub exited: Exited,
+    /// What worked: "ACPI power button", "Ctrl-Alt-Del" or "kill".
+    pub via: &'static str,
+    /// From the first request to QEMU's exit.
+    pub took: Duration,
 }
 
 /// One machine to boot. Defaults to exactly the user command of docs/image.md plus
@@ -349,29 +359,37 @@ impl Vm {
         Ok(())
     }
 
-    /// Shut the guest down cleanly: ACPI power button, then Ctrl-Alt-Del (systemd reboots,
-    /// which `-no-reboot` turns into an exit), each given `grace`; killed as a last resort.
-    pub fn powerdown(&mut self, grace: Duration) -> Result<Exited, QemuError> {
-        for command in ["system_powerdown", "sendkey ctrl-alt-delete"] {
-            if self.child.is_none() {
-                break;
-            }
-            if self.monitor_command(command).is_err() {
+    /// Shut the guest down cleanly: the ACPI power button (systemd-logind powers off), then
+    /// Ctrl-Alt-Del (systemd reboots, which `-no-reboot` turns into an exit), each given
+    /// `grace`; killed as a last resort.
+    pub fn powerdown(&mut self, grace: Duration) -> Result<Shutdown, QemuError> {
+        let asked = Instant::now();
+        let ways = [
+            ("system_powerdown", "ACPI power button"),
+            ("sendkey ctrl-alt-delete", "Ctrl-Alt-Del"),
+        ];
+        for (command, via) in ways {
+            if self.child.is_none() || self.monitor_command(command).is_err() {
                 break;
             }
             let deadline = Instant::now() + grace;
             while Instant::now() < deadline {
-                if let Some(e) = self.try_exited()? {
-                    return Ok(e);
+                if let Some(exited) = self.try_exited()? {
+                    let took = asked.elapsed();
+                    return Ok(Shutdown { exited, via, took });
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
-        Ok(self.kill().unwrap_or(Exited {
-            status: ExitStatus::from_raw(0),
-            elapsed: self.started.elapsed(),
-            killed: false,
-        }))
+        let exited = match self.kill() {
+            Some(e) => e,
+            None => self.wait_exit(Duration::from_secs(5))?,
+        };
+        Ok(Shutdown {
+            exited,
+            via: "kill",
+            took: asked.elapsed(),
+        })
     }
 
     /// Kill QEMU now (if it still runs).

@@ -8,7 +8,7 @@ use crate::image::log_dir;
 
 /// Append `scenario<TAB>what<TAB>secs` to `dir/timings.tsv`.
 pub fn record_in(dir: &Path, scenario: &str, what: &str, took: Duration) {
-    let line = format!("{scenario}\t{what}\t{:.1}", took.as_secs_f64());
+    let line = format!("{scenario}\t{what}\t{:.2}", took.as_secs_f64());
     let _ = std::fs::create_dir_all(dir);
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)
@@ -24,7 +24,7 @@ pub fn record(scenario: &str, what: &str, took: Duration) {
     // Written to the stderr handle directly: `eprintln!` output is captured by libtest.
     let _ = writeln!(
         std::io::stderr(),
-        "timing: {scenario}: {what} = {:.1} s",
+        "timing: {scenario}: {what} = {:.2} s",
         took.as_secs_f64()
     );
     record_in(&log_dir(), scenario, what, took);
@@ -52,7 +52,7 @@ mod tests {
         let text = std::fs::read_to_string(dir.path().join("timings.tsv")).unwrap();
         assert_eq!(
             text,
-            "clean-boot\tmulti-user\t12.3\ntampered-root\tpoweroff\t5.0\n"
+            "clean-boot\tmulti-user\t12.34\ntampered-root\tpoweroff\t5.05\n"
         );
     }
 }

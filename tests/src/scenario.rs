@@ -9,8 +9,8 @@ use crate::qemu::{Exited, QemuBuilder, QemuError, Vm};
 pub const MULTI_USER_DEADLINE: Duration = Duration::from_secs(300);
 /// From QEMU start to QEMU gone, for a boot pyre refuses.
 pub const REFUSAL_DEADLINE: Duration = Duration::from_secs(240);
-/// For the guest to shut down cleanly after the power button.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
+/// For the guest to shut down cleanly after each way of asking (power button, Ctrl-Alt-Del).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// `d` scaled by `PYRE_E2E_SLOWDOWN` (default 1).
 pub fn scaled(d: Duration) -> Duration {

@@ -114,42 +114,49 @@ impl From<&Entry> for EntryView {
     }
 }
 
-/// What differs between two entries of the same type.
+/// What differs between two entries of the same type. Values are only rendered for the
+/// attributes that differ, so comparing an unchanged tree allocates nothing.
 pub fn attributes(exp: &Entry, act: &Entry) -> Vec<AttrChange> {
     let mut out = Vec::new();
-    let mut add = |attribute, expected: Value, actual: Value| {
-        if expected != actual {
+    let mut add = |attribute, differs: bool, show: &dyn Fn(&Entry) -> Value| {
+        if differs {
             out.push(AttrChange {
                 attribute,
-                expected,
-                actual,
+                expected: show(exp),
+                actual: show(act),
             });
         }
     };
-    let sum = |h: &Option<[u8; 32]>| match h {
+    let sum = |e: &Entry| match &e.sha256 {
         Some(h) => json!(format!("sha256:{}", to_hex(h))),
         None => Value::Null,
     };
     let opt = |v: &Option<Vec<u8>>| v.as_deref().map_or(Value::Null, |t| json!(escape(t)));
-    add("content", sum(&exp.sha256), sum(&act.sha256));
-    add(
-        "mode",
-        json!(format!("{:04o}", exp.mode)),
-        json!(format!("{:04o}", act.mode)),
-    );
-    add("uid", json!(exp.uid), json!(act.uid));
-    add("gid", json!(exp.gid), json!(act.gid));
-    if exp.kind == Kind::File {
-        add("size", json!(exp.size), json!(act.size));
-    }
-    add("target", opt(&exp.target), opt(&act.target));
-    let rdev = |r: Option<(u64, u64)>| r.map_or(Value::Null, |(a, b)| json!(format!("{a}:{b}")));
-    add("rdev", rdev(exp.rdev), rdev(act.rdev));
+    add("content", exp.sha256 != act.sha256, &sum);
+    add("mode", exp.mode != act.mode, &|e| {
+        json!(format!("{:04o}", e.mode))
+    });
+    add("uid", exp.uid != act.uid, &|e| json!(e.uid));
+    add("gid", exp.gid != act.gid, &|e| json!(e.gid));
+    let size_differs = exp.kind == Kind::File && exp.size != act.size;
+    add("size", size_differs, &|e| json!(e.size));
+    add("target", exp.target != act.target, &|e| opt(&e.target));
+    let rdev = |e: &Entry| {
+        e.rdev
+            .map_or(Value::Null, |(a, b)| json!(format!("{a}:{b}")))
+    };
+    add("rdev", exp.rdev != act.rdev, &rdev);
+    add("hardlink", exp.hardlink != act.hardlink, &|e| {
+        opt(&e.hardlink)
+    });
     if exp.xattrs != act.xattrs {
         let (e, a) = xattr_diff(&exp.xattrs, &act.xattrs);
-        add("xattrs", e, a);
+        out.push(AttrChange {
+            attribute: "xattrs",
+            expected: e,
+            actual: a,
+        });
     }
-    add("hardlink", opt(&exp.hardlink), opt(&act.hardlink));
     out
 }
 

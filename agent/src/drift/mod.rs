@@ -33,10 +33,11 @@ pub struct VerifyRequest<'a> {
 /// Why a check could not be made at all (as opposed to finding drift).
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    #[error("{0}")]
+    #[error(transparent)]
     Manifest(#[from] ManifestError),
+    /// The signature file exists but is malformed, made by another key, or does not match.
     #[error("checking the manifest signature: {0}")]
-    Signature(#[from] KeyError),
+    Signature(KeyError),
     #[error("checking the manifest signature: no signature file {path}: {source}")]
     MissingSignature {
         path: PathBuf,
@@ -124,6 +125,12 @@ pub fn read_boot_id(path: &Path) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
+impl From<KeyError> for VerifyError {
+    fn from(e: KeyError) -> Self {
+        VerifyError::Signature(e)
+    }
+}
+
 /// Read a manifest and, when `pubkey` is given, check its detached signature first.
 /// Returns the manifest, its digest and the signing key id when checked.
 pub fn load_manifest(
@@ -147,9 +154,10 @@ pub fn load_manifest(
         key_id = Some(keys::key_id(&key));
     }
     let m = Manifest::decode(&bytes).map_err(|e| match e {
-        ManifestError::Parse { line, msg } => ManifestError::Parse {
+        ManifestError::Parse { line, msg } => ManifestError::ParseFile {
+            path: path.to_path_buf(),
             line,
-            msg: format!("{}: {msg}", path.display()),
+            msg,
         },
         other => other,
     })?;
@@ -166,6 +174,7 @@ pub fn verify_root(req: &VerifyRequest) -> Result<DriftReport, VerifyError> {
         source,
     })?;
     let mounts = mountinfo::parse(&mounts_text);
+    log::debug!("verify: manifest loaded in {:?}", clock.elapsed());
     let found = manifest::scan(
         req.root,
         &manifest::ScanOptions {
@@ -174,7 +183,9 @@ pub fn verify_root(req: &VerifyRequest) -> Result<DriftReport, VerifyError> {
             threads: manifest::default_threads(),
         },
     )?;
+    log::debug!("verify: tree scanned and hashed at {:?}", clock.elapsed());
     let changes = compare::compare(&m.entries, &found.entries);
+    log::debug!("verify: compared at {:?}", clock.elapsed());
     let mut counts = tally(&changes);
     counts.entries = m.entries.len() as u64;
     counts.found = found.entries.len() as u64;

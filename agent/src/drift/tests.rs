@@ -1,1 +1,148 @@
+use super::compare::compare;
+use super::*;
+use crate::manifest::{Entry, Kind};
 
+fn e(path: &str, kind: Kind) -> Entry {
+    Entry {
+        path: path.as_bytes().to_vec(),
+        kind,
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        size: 0,
+        sha256: (kind == Kind::File).then_some([1; 32]),
+        target: None,
+        rdev: None,
+        hardlink: None,
+        xattrs: Vec::new(),
+    }
+}
+
+fn found(entries: &[Entry], states: &[(&str, State)]) -> Vec<Scanned> {
+    entries
+        .iter()
+        .map(|x| Scanned {
+            entry: x.clone(),
+            state: states
+                .iter()
+                .find(|(p, _)| p.as_bytes() == x.path)
+                .map_or(State::Ok, |(_, s)| s.clone()),
+        })
+        .collect()
+}
+
+fn kinds(changes: &[Change]) -> Vec<(String, &'static str)> {
+    changes
+        .iter()
+        .map(|c| (c.path.clone(), c.detail.kind()))
+        .collect()
+}
+
+fn tree() -> Vec<Entry> {
+    vec![
+        e("/", Kind::Dir),
+        e("/a", Kind::Dir),
+        e("/a-b", Kind::File),
+        e("/a/x", Kind::File),
+        e("/a/y", Kind::Dir),
+        e("/a/y/z", Kind::File),
+        e("/b", Kind::File),
+    ]
+}
+
+#[test]
+fn shadowed_directory_hides_its_subtree_only() {
+    let exp = tree();
+    // The live side of a mount point has no children (the walk stops there).
+    let live: Vec<Entry> = exp
+        .iter()
+        .filter(|x| !x.path.starts_with(b"/a/"))
+        .cloned()
+        .collect();
+    let mount = State::MountPoint {
+        excluded: false,
+        mount: None,
+    };
+    let changes = compare(&exp, &found(&live, &[("/a", mount)]));
+    assert_eq!(kinds(&changes), vec![("/a".to_string(), "shadowed")]);
+    match &changes[0].detail {
+        Detail::Shadowed { hidden_entries, .. } => assert_eq!(*hidden_entries, 3),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn unreadable_directory_does_not_report_children_removed() {
+    let exp = tree();
+    let live: Vec<Entry> = exp
+        .iter()
+        .filter(|x| !x.path.starts_with(b"/a/y/"))
+        .cloned()
+        .collect();
+    let unreadable = State::Unreadable("listing directory: Permission denied".into());
+    let changes = compare(&exp, &found(&live, &[("/a/y", unreadable)]));
+    assert_eq!(kinds(&changes), vec![("/a/y".to_string(), "unreadable")]);
+}
+
+#[test]
+fn type_change_reports_removed_children() {
+    let exp = tree();
+    let mut live: Vec<Entry> = exp
+        .iter()
+        .filter(|x| !x.path.starts_with(b"/a/y/"))
+        .cloned()
+        .collect();
+    live[4] = e("/a/y", Kind::Symlink);
+    live[4].target = Some(b"/elsewhere".to_vec());
+    let changes = compare(&exp, &found(&live, &[]));
+    assert_eq!(
+        kinds(&changes),
+        vec![
+            ("/a/y".to_string(), "type-changed"),
+            ("/a/y/z".to_string(), "removed")
+        ]
+    );
+}
+
+#[test]
+fn excluded_mount_point_checks_type_only() {
+    let exp = tree();
+    let mut live = exp.clone();
+    live[1].mode = 0o555;
+    let mount = State::MountPoint {
+        excluded: true,
+        mount: None,
+    };
+    let live: Vec<Entry> = live
+        .into_iter()
+        .filter(|x| !x.path.starts_with(b"/a/"))
+        .collect();
+    let exp: Vec<Entry> = exp
+        .into_iter()
+        .filter(|x| !x.path.starts_with(b"/a/"))
+        .collect();
+    assert!(compare(&exp, &found(&live, &[("/a", mount)])).is_empty());
+}
+
+#[test]
+fn text_rendering_groups_changes_after_a_summary_line() {
+    let old = Manifest {
+        excludes: vec![],
+        entries: tree(),
+    };
+    let mut new = old.clone();
+    new.entries[6].mode = 0o4755;
+    new.entries.remove(3);
+    let r = diff(&old, "sha256:00", &new, "sha256:11");
+    let mut out = Vec::new();
+    r.render_text(&mut out).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "CHANGED: sha256:00 -> sha256:11: 2 changes (7 -> 6 entries)\n\
+         modified (1):\n  /b  mode: 0644 -> 4755\n\
+         removed (1):\n  /a/x  file 0644 0:0 0 bytes\n"
+    );
+    assert!(!r.is_identical());
+    let same = diff(&old, "sha256:00", &old, "sha256:00");
+    assert!(same.is_identical());
+}

@@ -8,6 +8,10 @@
 
 /// Escape raw bytes into the canonical manifest token form.
 pub fn escape(raw: &[u8]) -> String {
+    if raw.iter().all(|b| b.is_ascii_graphic() && *b != b'\\') {
+        // Plain printable ASCII: nothing to escape (and valid UTF-8).
+        return String::from_utf8_lossy(raw).into_owned();
+    }
     let mut out = String::with_capacity(raw.len());
     let mut rest = raw;
     while !rest.is_empty() {
@@ -87,6 +91,10 @@ impl std::fmt::Display for EscapeError {
 /// Decode a canonical escaped token back into raw bytes.
 pub fn unescape(token: &str) -> Result<Vec<u8>, EscapeError> {
     let bytes = token.as_bytes();
+    // Fast path: plain printable ASCII without `\` is canonical as it stands.
+    if bytes.iter().all(|b| b.is_ascii_graphic() && *b != b'\\') {
+        return Ok(bytes.to_vec());
+    }
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -123,9 +131,11 @@ pub fn hex_val(b: u8) -> Option<u8> {
 
 /// Lowercase hex of a byte string.
 pub fn to_hex(raw: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(raw.len() * 2);
     for b in raw {
-        s.push_str(&format!("{b:02x}"));
+        s.push(HEX[usize::from(b >> 4)] as char);
+        s.push(HEX[usize::from(b & 15)] as char);
     }
     s
 }
@@ -136,9 +146,11 @@ pub fn from_hex(s: &str) -> Option<Vec<u8>> {
     if b.len() % 2 != 0 {
         return None;
     }
-    b.chunks(2)
-        .map(|p| Some(hex_val(p[0])? << 4 | hex_val(p[1])?))
-        .collect()
+    let mut out = Vec::with_capacity(b.len() / 2);
+    for pair in b.chunks_exact(2) {
+        out.push(hex_val(pair[0])? << 4 | hex_val(pair[1])?);
+    }
+    Some(out)
 }
 
 #[cfg(test)]

@@ -1,17 +1,13 @@
-//! Streaming SHA-256 of many files on all cores, with one bounded buffer per thread.
+//! Streaming SHA-256 of one file with a bounded buffer (the walker runs one per core).
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-/// Digest and length of one file, or why it could not be read.
-pub type Hashed = io::Result<([u8; 32], u64)>;
-
 /// Read buffer per hashing thread.
-const BUF_SIZE: usize = 256 * 1024;
+pub const BUF_SIZE: usize = 256 * 1024;
 
 /// SHA-256 and length of everything `r` yields, read in `buf`-sized pieces.
 pub fn hash_reader(r: &mut impl Read, buf: &mut [u8]) -> io::Result<([u8; 32], u64)> {
@@ -31,7 +27,7 @@ pub fn hash_reader(r: &mut impl Read, buf: &mut [u8]) -> io::Result<([u8; 32], u
 }
 
 /// Open a regular file for hashing: no following symlinks, no atime update when allowed.
-fn open(path: &PathBuf) -> io::Result<File> {
+pub fn open(path: &Path) -> io::Result<File> {
     let base = libc::O_NOFOLLOW | libc::O_CLOEXEC;
     let f = match File::options()
         .read(true)
@@ -48,42 +44,6 @@ fn open(path: &PathBuf) -> io::Result<File> {
         return Err(io::Error::other("no longer a regular file"));
     }
     Ok(f)
-}
-
-/// Hash every path on `threads` threads; result `i` belongs to `paths[i]`.
-pub fn hash_files(paths: &[PathBuf], threads: usize) -> Vec<Hashed> {
-    let next = AtomicUsize::new(0);
-    let threads = threads.clamp(1, paths.len().max(1));
-    let mut parts: Vec<Vec<(usize, Hashed)>> = Vec::new();
-    std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut buf = vec![0u8; BUF_SIZE];
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(p) = paths.get(i) else { break };
-                        let r = open(p).and_then(|mut f| hash_reader(&mut f, &mut buf));
-                        done.push((i, r));
-                    }
-                    done
-                })
-            })
-            .collect();
-        for w in workers {
-            // A hashing thread only panics on a bug; surface it rather than hide it.
-            parts.push(w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-        }
-    });
-    let mut out: Vec<Option<Hashed>> =
-        (0..paths.len()).map(|_| None).collect();
-    for (i, r) in parts.into_iter().flatten() {
-        out[i] = Some(r);
-    }
-    out.into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(io::Error::other("not hashed"))))
-        .collect()
 }
 
 /// How many hashing threads to use: one per available core.

@@ -8,6 +8,7 @@ pub mod escape;
 mod hash;
 pub mod mountinfo;
 pub mod scan;
+mod walk;
 mod xattr;
 
 pub use hash::default_threads;
@@ -136,6 +137,12 @@ pub fn normalize_exclude(raw: &[u8]) -> Result<Vec<u8>, ManifestError> {
 pub enum ManifestError {
     #[error("manifest line {line}: {msg}")]
     Parse { line: usize, msg: String },
+    #[error("manifest {path} line {line}: {msg}")]
+    ParseFile {
+        path: PathBuf,
+        line: usize,
+        msg: String,
+    },
     #[error("bad exclude {path}: {why}")]
     BadExclude { path: String, why: String },
     #[error("reading {path}: {source}")]

@@ -1,6 +1,6 @@
 //! Walk a live tree without crossing mount points, describe every entry, hash regular files
 //! in parallel. `seal` turns a scan into a manifest; drift compares a scan with a manifest.
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{self, Metadata};
 use std::os::unix::ffi::OsStrExt;
@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use super::codec::is_below;
 use super::escape::escape;
 use super::mountinfo::Mount;
-use super::{hash, normalize_exclude, xattr, Entry, Kind, Manifest, ManifestError};
+use super::walk::Walk;
+use super::{normalize_exclude, xattr, Entry, Kind, Manifest, ManifestError};
 
 /// How an entry was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,26 +73,31 @@ fn kind_of(meta: &Metadata) -> Kind {
     }
 }
 
-fn describe(path: Vec<u8>, meta: &Metadata) -> Entry {
-    let kind = kind_of(meta);
-    let rdev = meta.rdev();
+/// The attributes `meta` gives (everything but content, target, hardlink and xattrs).
+/// Without metadata (stat failed) all numbers are zero.
+pub(super) fn describe(path: Vec<u8>, meta: Option<&Metadata>) -> Entry {
+    let kind = meta.map_or(Kind::File, kind_of);
+    let rdev = meta.map_or(0, |m| m.rdev());
     Entry {
         path,
         kind,
-        mode: meta.mode() & 0o7777,
-        uid: meta.uid(),
-        gid: meta.gid(),
-        size: if kind == Kind::File { meta.len() } else { 0 },
+        mode: meta.map_or(0, |m| m.mode() & 0o7777),
+        uid: meta.map_or(0, |m| m.uid()),
+        gid: meta.map_or(0, |m| m.gid()),
+        size: match (kind, meta) {
+            (Kind::File, Some(m)) => m.len(),
+            _ => 0,
+        },
         sha256: None,
         target: None,
         rdev: matches!(kind, Kind::Char | Kind::Block)
-            .then(|| (libc::major(rdev) as u64, libc::minor(rdev) as u64)),
+            .then(|| (u64::from(libc::major(rdev)), u64::from(libc::minor(rdev)))),
         hardlink: None,
         xattrs: Vec::new(),
     }
 }
 
-fn full_path(root: &Path, rel: &[u8]) -> PathBuf {
+pub(super) fn full_path(root: &Path, rel: &[u8]) -> PathBuf {
     if rel == b"/" {
         root.to_path_buf()
     } else {
@@ -99,7 +105,7 @@ fn full_path(root: &Path, rel: &[u8]) -> PathBuf {
     }
 }
 
-fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+pub(super) fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     let mut p = Vec::with_capacity(dir.len() + 1 + name.len());
     p.extend_from_slice(dir);
     if dir != b"/" {
@@ -139,150 +145,64 @@ pub fn scan(root: &Path, opts: &ScanOptions) -> Result<ScanResult, ManifestError
     if !root_meta.is_dir() {
         return Err(scan_err("the root is not a directory".into()));
     }
-    let dev0 = root_meta.dev();
-    let mounts = mounts_below(root, opts.mounts);
-    let excludes: HashSet<&[u8]> = opts.excludes.iter().map(|x| x.as_slice()).collect();
-
-    let mut out: Vec<Scanned> = Vec::new();
-    let mut root_entry = describe(b"/".to_vec(), &root_meta);
+    let mut root_entry = describe(b"/".to_vec(), Some(&root_meta));
     let mut root_state = State::Ok;
     match xattr::list(root) {
         Ok(x) => root_entry.xattrs = x,
         Err(e) => root_state = State::Unreadable(format!("reading xattrs: {e}")),
     }
-    out.push(Scanned {
+    let walk = Walk::new(
+        root,
+        root_meta.dev(),
+        opts.excludes.iter().map(|x| x.as_slice()).collect(),
+        mounts_below(root, opts.mounts),
+    );
+    let outcomes = walk.run(opts.threads);
+    let mut res = ScanResult::default();
+    let mut errors: HashMap<Vec<u8>, String> = HashMap::new();
+    let mut links: HashMap<(u64, u64), Vec<usize>> = HashMap::new();
+    res.entries.push(Scanned {
         entry: root_entry,
         state: root_state,
     });
-    let mut links: HashMap<(u64, u64), Vec<usize>> = HashMap::new();
-    let mut stack: Vec<(usize, Vec<u8>)> = vec![(0, b"/".to_vec())];
-    while let Some((dir_idx, dir)) = stack.pop() {
-        let listing = match fs::read_dir(full_path(root, &dir)) {
-            Ok(l) => l,
-            Err(e) => {
-                out[dir_idx].state = State::Unreadable(format!("listing directory: {e}"));
-                continue;
-            }
-        };
-        for child in listing {
-            let child = match child {
-                Ok(c) => c,
-                Err(e) => {
-                    out[dir_idx].state = State::Unreadable(format!("listing directory: {e}"));
-                    break;
-                }
-            };
-            let rel = join(&dir, child.file_name().as_bytes());
-            let full = child.path();
-            let meta = match fs::symlink_metadata(&full) {
-                Ok(m) => m,
-                Err(e) => {
-                    let mut entry = describe_unknown(rel, &child);
-                    entry.mode = 0;
-                    out.push(Scanned {
-                        entry,
-                        state: State::Unreadable(format!("stat: {e}")),
-                    });
-                    continue;
-                }
-            };
-            let mut entry = describe(rel, &meta);
-            let mut state = State::Ok;
-            if entry.kind == Kind::Symlink {
-                match fs::read_link(&full) {
-                    Ok(t) => entry.target = Some(t.into_os_string().into_vec()),
-                    Err(e) => state = State::Unreadable(format!("reading link: {e}")),
-                }
-            }
-            match xattr::list(&full) {
-                Ok(x) => entry.xattrs = x,
-                Err(e) => state = State::Unreadable(format!("reading xattrs: {e}")),
-            }
-            let excluded = excludes.contains(entry.path.as_slice());
-            let mount = mounts.get(&entry.path);
-            if meta.dev() != dev0 || mount.is_some() {
-                state = State::MountPoint {
-                    excluded,
-                    mount: mount.cloned(),
-                };
-            } else if entry.kind == Kind::Dir && !excluded && state == State::Ok {
-                stack.push((out.len(), entry.path.clone()));
-            } else if entry.kind != Kind::Dir && meta.nlink() > 1 {
+    for o in outcomes {
+        res.files_hashed += o.files_hashed;
+        res.bytes_hashed += o.bytes_hashed;
+        errors.extend(o.dir_errors);
+        for f in o.found {
+            let s = &f.scanned;
+            let linkable =
+                s.entry.kind != Kind::Dir && !matches!(s.state, State::MountPoint { .. });
+            if linkable && f.nlink > 1 {
                 links
-                    .entry((meta.dev(), meta.ino()))
+                    .entry((f.dev, f.ino))
                     .or_default()
-                    .push(out.len());
+                    .push(res.entries.len());
             }
-            out.push(Scanned { entry, state });
+            res.entries.push(f.scanned);
         }
     }
     for group in links.values().filter(|g| g.len() > 1) {
         let leader = group
             .iter()
-            .map(|i| &out[*i].entry.path)
+            .map(|i| &res.entries[*i].entry.path)
             .min()
             .cloned()
             .unwrap_or_default();
         for i in group {
-            out[*i].entry.hardlink = Some(leader.clone());
+            res.entries[*i].entry.hardlink = Some(leader.clone());
         }
     }
-    out.sort_unstable_by(|a, b| a.entry.path.cmp(&b.entry.path));
-    let (files_hashed, bytes_hashed) = hash_all(root, &mut out, opts.threads);
-    Ok(ScanResult {
-        entries: out,
-        files_hashed,
-        bytes_hashed,
-    })
-}
-
-use std::os::unix::ffi::OsStringExt;
-
-fn describe_unknown(path: Vec<u8>, child: &fs::DirEntry) -> Entry {
-    let kind = match child.file_type() {
-        Ok(ft) if ft.is_dir() => Kind::Dir,
-        Ok(ft) if ft.is_symlink() => Kind::Symlink,
-        _ => Kind::File,
-    };
-    Entry {
-        path,
-        kind,
-        mode: 0,
-        uid: 0,
-        gid: 0,
-        size: 0,
-        sha256: None,
-        target: None,
-        rdev: None,
-        hardlink: None,
-        xattrs: Vec::new(),
-    }
-}
-
-/// Hash the regular files found readable, largest first so the threads finish together.
-fn hash_all(root: &Path, out: &mut [Scanned], threads: usize) -> (u64, u64) {
-    let mut idx: Vec<usize> = (0..out.len())
-        .filter(|i| out[*i].entry.kind == Kind::File && out[*i].state == State::Ok)
-        .collect();
-    idx.sort_by_key(|i| std::cmp::Reverse(out[*i].entry.size));
-    let paths: Vec<PathBuf> = idx
-        .iter()
-        .map(|i| full_path(root, &out[*i].entry.path))
-        .collect();
-    let results = hash::hash_files(&paths, threads);
-    let (mut files, mut bytes) = (0, 0);
-    for (i, r) in idx.into_iter().zip(results) {
-        match r {
-            Ok((sum, len)) => {
-                out[i].entry.sha256 = Some(sum);
-                out[i].entry.size = len;
-                files += 1;
-                bytes += len;
+    if !errors.is_empty() {
+        for s in &mut res.entries {
+            if let Some(e) = errors.remove(&s.entry.path) {
+                s.state = State::Unreadable(e);
             }
-            Err(e) => out[i].state = State::Unreadable(format!("reading content: {e}")),
         }
     }
-    (files, bytes)
+    res.entries
+        .sort_unstable_by(|a, b| a.entry.path.cmp(&b.entry.path));
+    Ok(res)
 }
 
 /// Seal the tree at `root`: scan it and build the manifest. Unreadable entries fail the seal;

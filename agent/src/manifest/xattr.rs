@@ -2,6 +2,7 @@
 //! to us: user, trusted, security, system).
 use std::ffi::CString;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -23,6 +24,33 @@ pub fn list(path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
         match value {
             Ok(v) => out.push((name.to_vec(), v)),
             // Removed between list and get: it is simply not there any more.
+            Err(e) if e.raw_os_error() == Some(libc::ENODATA) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// All xattrs of an open file, sorted by raw name.
+pub fn list_fd(fd: &impl AsRawFd) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let fd = fd.as_raw_fd();
+    let names = read_sized(|buf, len| {
+        // SAFETY: `fd` is an open descriptor; `buf` is valid for `len` bytes (or null with 0).
+        unsafe { libc::flistxattr(fd, buf.cast(), len) }
+    })?;
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let cname = CString::new(name).map_err(|_| io::Error::other("xattr name with NUL"))?;
+        let value = read_sized(|buf, len| {
+            // SAFETY: as above, and `cname` is a valid C string.
+            unsafe { libc::fgetxattr(fd, cname.as_ptr(), buf.cast(), len) }
+        });
+        match value {
+            Ok(v) => out.push((name.to_vec(), v)),
             Err(e) if e.raw_os_error() == Some(libc::ENODATA) => {}
             Err(e) => return Err(e),
         }

@@ -1,0 +1,154 @@
+//! Whole-tree properties: reproducible manifests, no false positives, odd and big trees.
+mod common;
+
+use std::fs;
+use std::io::{Seek, SeekFrom, Write};
+use std::process::Command;
+
+use common::*;
+
+#[test]
+fn sealing_is_reproducible_also_after_cp_a() {
+    let t = base_tree();
+    let first = seal_bytes(&t.root, &["/run"]);
+    let second = seal_bytes(&t.root, &["/run"]);
+    assert_eq!(first, second, "sealing twice");
+    let copy = t.file("copy");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(&t.root)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let copied = seal_bytes(&copy, &["/run"]);
+    assert_eq!(
+        String::from_utf8_lossy(&first),
+        String::from_utf8_lossy(&copied),
+        "cp -a copy"
+    );
+    // And nothing in it names where or when it was made.
+    let text = String::from_utf8(first).unwrap();
+    assert!(!text.contains(t.dir.path().to_str().unwrap()));
+}
+
+#[test]
+fn hundred_verifies_of_an_untouched_tree_are_clean() {
+    let t = base_tree();
+    for d in 0..10 {
+        for f in 0..10 {
+            write(
+                &t.path(&format!("data/{d}/{f}")),
+                format!("{d}-{f}").repeat(f * 50).as_bytes(),
+                0o644,
+            );
+        }
+    }
+    t.seal(&[]);
+    for i in 0..100 {
+        let r = t.verify();
+        assert!(r.is_clean(), "run {i}: {:?}", summary(&r));
+        assert_eq!(r.counts.entries, r.counts.found);
+    }
+}
+
+#[test]
+fn empty_large_and_sparse_files() {
+    let t = Tree::empty();
+    write(&t.path("empty"), b"", 0o644);
+    let big: Vec<u8> = (0..4 * 1024 * 1024u32)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    write(&t.path("large"), &big, 0o644);
+    let mut sparse = fs::File::create(t.path("sparse")).unwrap();
+    sparse.set_len(32 * 1024 * 1024).unwrap();
+    sparse.seek(SeekFrom::Start(20 * 1024 * 1024)).unwrap();
+    sparse.write_all(b"island").unwrap();
+    drop(sparse);
+    t.seal(&[]);
+    let text = fs::read_to_string(t.manifest()).unwrap();
+    assert!(text.contains(
+        "/empty file mode=0644 uid=0 gid=0 size=0 \
+         sha256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    ));
+    assert!(text.contains("/sparse file mode=0644 uid=0 gid=0 size=33554432 sha256="));
+    let r = t.verify();
+    assert!(r.is_clean());
+    assert_eq!(r.counts.bytes_hashed, 4 * 1024 * 1024 + 32 * 1024 * 1024);
+    // One byte flipped in the middle of the large file, one in the hole of the sparse one.
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .open(t.path("large"))
+        .unwrap();
+    f.seek(SeekFrom::Start(2 * 1024 * 1024)).unwrap();
+    f.write_all(&[big[2 * 1024 * 1024] ^ 1]).unwrap();
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .open(t.path("sparse"))
+        .unwrap();
+    f.seek(SeekFrom::Start(100)).unwrap();
+    f.write_all(b"\x01").unwrap();
+    let got = summary(&t.verify());
+    let want = vec![
+        (
+            "/large".to_string(),
+            "modified".to_string(),
+            vec!["content".to_string()],
+        ),
+        (
+            "/sparse".to_string(),
+            "modified".to_string(),
+            vec!["content".to_string()],
+        ),
+    ];
+    assert_eq!(got, want);
+}
+
+#[test]
+fn deep_tree() {
+    let t = Tree::empty();
+    let mut p = t.root.clone();
+    for _ in 0..1000 {
+        p.push("d");
+    }
+    fs::create_dir_all(&p).unwrap();
+    write(&p.join("leaf"), b"deep", 0o644);
+    t.seal(&[]);
+    let m = fs::read_to_string(t.manifest()).unwrap();
+    assert!(m.ends_with("end 1002\n"), "{}", &m[m.len() - 40..]);
+    assert!(t.verify().is_clean());
+    fs::write(p.join("leaf"), b"DEEP").unwrap();
+    let got = summary(&t.verify());
+    assert_eq!(got.len(), 1);
+    assert!(got[0].0.ends_with("/d/d/leaf") && got[0].1 == "modified");
+}
+
+#[test]
+fn hundred_thousand_entries() {
+    let t = Tree::empty_on_tmpfs();
+    for d in 0..100 {
+        let dir = t.path(&format!("d{d:03}"));
+        fs::create_dir(&dir).unwrap();
+        for f in 0..999 {
+            fs::File::create(dir.join(format!("f{f:03}"))).unwrap();
+        }
+    }
+    write(&t.path("d050/f500"), b"", 0o644);
+    t.seal(&[]);
+    let r = t.verify();
+    assert!(r.is_clean());
+    assert_eq!(r.counts.entries, 1 + 100 + 100 * 999);
+    fs::write(t.path("d050/f500"), b"x").unwrap();
+    fs::remove_file(t.path("d099/f998")).unwrap();
+    let got: Vec<(String, String)> = summary(&t.verify())
+        .into_iter()
+        .map(|(p, k, _)| (p, k))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("/d050/f500".to_string(), "modified".to_string()),
+            ("/d099/f998".to_string(), "removed".to_string()),
+        ]
+    );
+}
