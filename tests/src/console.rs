@@ -112,6 +112,15 @@ impl Console {
         find_in(&s, marker.as_bytes(), 0)
     }
 
+    /// How many (escape-free) bytes arrived so far: an offset for [`Console::wait_any_after`].
+    pub fn len(&self) -> usize {
+        self.lock().bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Wait until one of `markers` appears, the console closes, or `deadline` passes.
     /// Returns the index of the marker found first in the console and when it arrived.
     pub fn wait_any(
@@ -119,12 +128,22 @@ impl Console {
         markers: &[&str],
         deadline: Instant,
     ) -> Result<(usize, Duration), Missed> {
+        self.wait_any_after(markers, 0, deadline)
+    }
+
+    /// [`Console::wait_any`] for markers that start at or after byte `from`.
+    pub fn wait_any_after(
+        &self,
+        markers: &[&str],
+        from: usize,
+        deadline: Instant,
+    ) -> Result<(usize, Duration), Missed> {
         let mut s = self.lock();
         loop {
             let found = markers
                 .iter()
                 .enumerate()
-                .filter_map(|(i, m)| Some((i, position(&s.bytes, m.as_bytes(), 0)?, m.len())))
+                .filter_map(|(i, m)| Some((i, position(&s.bytes, m.as_bytes(), from)?, m.len())))
                 .min_by_key(|&(_, pos, _)| pos);
             if let Some((i, pos, len)) = found {
                 return Ok((i, stamp_at(&s.stamps, pos + len)));
@@ -265,9 +284,15 @@ mod tests {
         let c = Console::new(Instant::now());
         let soon = Instant::now() + Duration::from_millis(20);
         assert_eq!(c.wait_any(&["x"], soon), Err(Missed::Timeout));
+        c.push(b"x1 ");
+        let from = c.len();
+        let soon = Instant::now() + Duration::from_millis(20);
+        assert_eq!(c.wait_any_after(&["x"], from, soon), Err(Missed::Timeout));
+        c.push(b"x2");
+        assert_eq!(c.wait_any_after(&["x2", "x"], from, soon).unwrap().0, 0);
         c.close();
         let later = Instant::now() + Duration::from_secs(5);
-        assert_eq!(c.wait_any(&["x"], later), Err(Missed::Closed));
+        assert_eq!(c.wait_any(&["absent"], later), Err(Missed::Closed));
     }
 
     #[test]

@@ -58,6 +58,17 @@ impl Exited {
     }
 }
 
+/// How long a shutdown request may take to show on the console before the next way is tried.
+pub const SHUTDOWN_START: Duration = Duration::from_secs(15);
+
+/// systemd's console lines once a shutdown is under way (colours stripped).
+const SHUTTING_DOWN: &[&str] = &[
+    "Stopped target",
+    "Stopping ",
+    "System is powering down",
+    "reboot: ",
+];
+
 /// How [`Vm::powerdown`] ended.
 #[derive(Debug, Clone, Copy)]
 pub struct Shutdown {
@@ -359,9 +370,10 @@ impl Vm {
         Ok(())
     }
 
-    /// Shut the guest down cleanly: the ACPI power button (systemd-logind powers off), then
-    /// Ctrl-Alt-Del (systemd reboots, which `-no-reboot` turns into an exit), each given
-    /// `grace`; killed as a last resort.
+    /// Shut the guest down cleanly: the ACPI power button (systemd-logind powers off); when
+    /// no shutdown starts within [`SHUTDOWN_START`] (no power-button input in the guest),
+    /// Ctrl-Alt-Del (systemd reboots, which `-no-reboot` turns into an exit). Each way gets
+    /// `grace` to finish; QEMU is killed as a last resort.
     pub fn powerdown(&mut self, grace: Duration) -> Result<Shutdown, QemuError> {
         let asked = Instant::now();
         let ways = [
@@ -369,14 +381,23 @@ impl Vm {
             ("sendkey ctrl-alt-delete", "Ctrl-Alt-Del"),
         ];
         for (command, via) in ways {
+            let from = self.console.len();
             if self.child.is_none() || self.monitor_command(command).is_err() {
                 break;
             }
+            let start_by = Instant::now() + SHUTDOWN_START.min(grace);
+            let started = self
+                .console
+                .wait_any_after(SHUTTING_DOWN, from, start_by)
+                .is_ok();
             let deadline = Instant::now() + grace;
-            while Instant::now() < deadline {
+            loop {
                 if let Some(exited) = self.try_exited()? {
                     let took = asked.elapsed();
                     return Ok(Shutdown { exited, via, took });
+                }
+                if !started || Instant::now() >= deadline {
+                    break;
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }

@@ -89,7 +89,7 @@ fn run() -> anyhow::Result<()> {
     }
     let down = clean.vm.powerdown(scaled(SHUTDOWN_GRACE))?;
     summary.push((
-        format!("clean boot: shutdown via {}", down.via),
+        format!("clean boot: shutdown via {} (after asking)", down.via),
         secs(down.took),
     ));
     drop(clean);
