@@ -11,6 +11,7 @@
 # PYRE_ROOT_DEVICE: the root device the guest sees (default /dev/vda, QEMU's first virtio disk).
 # PYRE_EROFS_COMPRESS: an mkfs.erofs compressor (lz4, lz4hc); default none (see docs/image.md).
 set -euo pipefail
+# shellcheck source=image/lib.sh
 . "$(dirname "$0")/lib.sh"
 [ $# -eq 4 ] || die "usage: pack.sh ROOT MANIFEST IMG CMDLINE"
 root=$1 manifest=$2 img=$3 cmdline=$4

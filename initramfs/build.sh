@@ -14,6 +14,7 @@
 #   PYRE_INITRD      where to write the initramfs ($OUT/image/initrd.img)
 #   PYRE_INITRD_COMPRESS=none|gzip|zstd (default: none)
 set -euo pipefail
+# shellcheck source=image/lib.sh
 . "$(dirname "$0")/../image/lib.sh"
 need cpio sha256sum
 root=${PYRE_IMAGE_ROOT:-$WORK/root}
@@ -69,11 +70,12 @@ done < "$mdir/modules.softdep"
 
 order=()
 visit() { # post-order: dependencies first
-  local m=$1 d
+  local m=$1
   [ -n "${done_[$m]:-}" ] && return 0
   done_[$m]=1
   # modules.dep lists the deepest dependency last; visit in reverse for modprobe's order.
-  local -a ds=(${deps[$m]})
+  local -a ds
+  read -ra ds <<<"${deps[$m]}"
   local i s t
   for s in ${softpre[$(norm "$m")]:-}; do
     t=${alias_of[$s]:-$(norm "$s")}
