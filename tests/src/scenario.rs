@@ -2,7 +2,8 @@
 use std::time::{Duration, Instant};
 
 use crate::markers::{self, line_with, present, stage_times};
-use crate::qemu::{Exited, QemuBuilder, QemuError, Vm};
+use crate::qemu::{QemuBuilder, QemuError};
+use crate::vm::{Exited, Vm};
 
 /// Deadlines, stated once. TCG on 2 shared cores; multiply with `PYRE_E2E_SLOWDOWN` (e.g. 2)
 /// on slower machines.
