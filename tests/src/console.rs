@@ -164,6 +164,30 @@ impl Console {
         }
     }
 
+    /// The console line holding the first `marker`, once it is complete (a newline arrived,
+    /// the console closed, or `deadline` passed); None when `marker` has not appeared.
+    pub fn complete_line(&self, marker: &str, deadline: Instant) -> Option<String> {
+        let start = {
+            let s = self.lock();
+            let at = position(&s.bytes, marker.as_bytes(), 0)?;
+            s.bytes[..at]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |p| p + 1)
+        };
+        let _ = self.wait_any_after(&["\n"], start, deadline);
+        let s = self.lock();
+        let line = s.bytes[start..]
+            .split(|&b| b == b'\n')
+            .next()
+            .unwrap_or_default();
+        Some(
+            String::from_utf8_lossy(line)
+                .trim_end_matches('\r')
+                .to_string(),
+        )
+    }
+
     /// Copy `source` into this console on a new thread until it ends, appending to `log` and,
     /// when `echo` is set, to stdout. The console is closed at the end when `closes` is set.
     pub fn spawn_reader(
@@ -261,6 +285,28 @@ mod tests {
             "[  OK  ] Reached target multi-user.target - Multi-User System.\r\n"
         );
         assert!(c.find("Reached target multi-user.target").is_some());
+    }
+
+    #[test]
+    fn complete_line_waits_for_the_end_of_the_line() {
+        let c = Console::new(Instant::now());
+        c.push(b"boot\npyre init: BOOT REFUSED [PYRE-INIT-ROOT-MOUN");
+        let c2 = c.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            c2.push(b"T]: mounting: EIO\r\nnext");
+        });
+        let soon = Instant::now() + Duration::from_secs(5);
+        let line = c.complete_line("BOOT REFUSED [", soon).unwrap();
+        t.join().unwrap();
+        assert_eq!(
+            line,
+            "pyre init: BOOT REFUSED [PYRE-INIT-ROOT-MOUNT]: mounting: EIO"
+        );
+        assert_eq!(c.complete_line("absent", soon), None);
+        c.push(b" unfinished");
+        c.close();
+        assert_eq!(c.complete_line("next", soon).unwrap(), "next unfinished");
     }
 
     #[test]

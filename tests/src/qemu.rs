@@ -135,7 +135,14 @@ impl QemuBuilder {
         self.monitor = on;
         self
     }
-    /// Extra QEMU arguments (e.g. `-fw_cfg …`).
+    /// Hand `file` to the guest through fw_cfg: it appears under
+    /// /sys/firmware/qemu_fw_cfg/by_name/<name>/raw (e.g. `opt/org.pyre/config`).
+    pub fn fw_cfg(self, name: &str, file: &Path) -> Self {
+        let mut a = OsString::from(format!("name={name},file="));
+        a.push(file);
+        self.arg("-fw_cfg").arg(a)
+    }
+    /// Extra QEMU arguments.
     pub fn arg(mut self, a: impl Into<OsString>) -> Self {
         self.extra.push(a.into());
         self
@@ -477,6 +484,7 @@ mod tests {
             .rootfs("/w/r.img")
             .initrd("/w/i.img")
             .monitor(true)
+            .fw_cfg("opt/org.pyre/config", Path::new("/w/c.json"))
             .arg("-smp")
             .arg("1");
         let args: Vec<String> = b
@@ -489,7 +497,15 @@ mod tests {
         assert!(args
             .iter()
             .any(|a| a.starts_with("unix:") && a.ends_with(",server=on,wait=off")));
-        assert_eq!(&args[args.len() - 2..], ["-smp", "1"]);
+        assert_eq!(
+            &args[args.len() - 4..],
+            [
+                "-fw_cfg",
+                "name=opt/org.pyre/config,file=/w/c.json",
+                "-smp",
+                "1"
+            ]
+        );
     }
 
     /// A stand-in for QEMU (`sh -c`) exercises capture, exit and kill without booting.
