@@ -6,6 +6,7 @@
 # (secret key; default: $OUT/keys/build.key, generated on first use), PYRE_TRUSTED_KEYS
 # (extra public keys to trust, space-separated), PYRE_MIRROR, PYRE_REFRESH_BASE=1.
 set -euo pipefail
+# shellcheck source=image/lib.sh
 . "$(dirname "$0")/lib.sh"
 need mkfs.erofs veritysetup cpio tar sha256sum
 [ "$(id -u)" -eq 0 ] || die "image/build.sh runs as root (mmdebstrap, chroot, device nodes)"

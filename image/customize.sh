@@ -4,6 +4,7 @@
 # read-only server does not need or must not have (build logs, apt caches, /boot, the
 # build host's hostname). Runs the image's own systemctl/depmod through chroot.
 set -euo pipefail
+# shellcheck source=image/lib.sh
 . "$(dirname "$0")/lib.sh"
 root=${1:?usage: customize.sh ROOT [PUBKEY...]}
 shift
@@ -56,7 +57,7 @@ chroot "$root" systemctl disable --quiet apt-daily.timer apt-daily-upgrade.timer
 echo localhost > "$root/etc/hostname"
 [ "$(readlink "$root/etc/resolv.conf")" = ../run/systemd/resolve/stub-resolv.conf ] ||
   die "$root/etc/resolv.conf is not the link into /run that systemd-resolved installs"
-printf '# The root is read-only; data volumes are mounted by `pyre boot`.\n' > "$root/etc/fstab"
+echo "# The root is read-only; data volumes are mounted by pyre boot." > "$root/etc/fstab"
 
 # The kernel boots from out/image/vmlinuz with pyre's initramfs: /boot stays empty.
 find "$root/boot" -mindepth 1 -delete

@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -56,6 +56,27 @@ impl Exited {
     pub fn by_itself(&self) -> bool {
         !self.killed && self.status.success()
     }
+}
+
+/// How long a shutdown request may take to show on the console before the next way is tried.
+pub const SHUTDOWN_START: Duration = Duration::from_secs(15);
+
+/// systemd's console lines once a shutdown is under way (colours stripped).
+const SHUTTING_DOWN: &[&str] = &[
+    "Stopped target",
+    "Stopping ",
+    "System is powering down",
+    "reboot: ",
+];
+
+/// How [`Vm::powerdown`] ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Shutdown {
+    pub exited: Exited,
+    /// What worked: "ACPI power button", "Ctrl-Alt-Del" or "kill".
+    pub via: &'static str,
+    /// From the first request to QEMU's exit.
+    pub took: Duration,
 }
 
 /// One machine to boot. Defaults to exactly the user command of docs/image.md plus
@@ -114,7 +135,14 @@ impl QemuBuilder {
         self.monitor = on;
         self
     }
-    /// Extra QEMU arguments (e.g. `-fw_cfg …`).
+    /// Hand `file` to the guest through fw_cfg: it appears under
+    /// /sys/firmware/qemu_fw_cfg/by_name/<name>/raw (e.g. `opt/org.pyre/config`).
+    pub fn fw_cfg(self, name: &str, file: &Path) -> Self {
+        let mut a = OsString::from(format!("name={name},file="));
+        a.push(file);
+        self.arg("-fw_cfg").arg(a)
+    }
+    /// Extra QEMU arguments.
     pub fn arg(mut self, a: impl Into<OsString>) -> Self {
         self.extra.push(a.into());
         self
@@ -349,29 +377,47 @@ impl Vm {
         Ok(())
     }
 
-    /// Shut the guest down cleanly: ACPI power button, then Ctrl-Alt-Del (systemd reboots,
-    /// which `-no-reboot` turns into an exit), each given `grace`; killed as a last resort.
-    pub fn powerdown(&mut self, grace: Duration) -> Result<Exited, QemuError> {
-        for command in ["system_powerdown", "sendkey ctrl-alt-delete"] {
-            if self.child.is_none() {
+    /// Shut the guest down cleanly: the ACPI power button (systemd-logind powers off); when
+    /// no shutdown starts within [`SHUTDOWN_START`] (no power-button input in the guest),
+    /// Ctrl-Alt-Del (systemd reboots, which `-no-reboot` turns into an exit). Each way gets
+    /// `grace` to finish; QEMU is killed as a last resort.
+    pub fn powerdown(&mut self, grace: Duration) -> Result<Shutdown, QemuError> {
+        let asked = Instant::now();
+        let ways = [
+            ("system_powerdown", "ACPI power button"),
+            ("sendkey ctrl-alt-delete", "Ctrl-Alt-Del"),
+        ];
+        for (command, via) in ways {
+            let from = self.console.len();
+            if self.child.is_none() || self.monitor_command(command).is_err() {
                 break;
             }
-            if self.monitor_command(command).is_err() {
-                break;
-            }
+            let start_by = Instant::now() + SHUTDOWN_START.min(grace);
+            let started = self
+                .console
+                .wait_any_after(SHUTTING_DOWN, from, start_by)
+                .is_ok();
             let deadline = Instant::now() + grace;
-            while Instant::now() < deadline {
-                if let Some(e) = self.try_exited()? {
-                    return Ok(e);
+            loop {
+                if let Some(exited) = self.try_exited()? {
+                    let took = asked.elapsed();
+                    return Ok(Shutdown { exited, via, took });
+                }
+                if !started || Instant::now() >= deadline {
+                    break;
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
-        Ok(self.kill().unwrap_or(Exited {
-            status: ExitStatus::from_raw(0),
-            elapsed: self.started.elapsed(),
-            killed: false,
-        }))
+        let exited = match self.kill() {
+            Some(e) => e,
+            None => self.wait_exit(Duration::from_secs(5))?,
+        };
+        Ok(Shutdown {
+            exited,
+            via: "kill",
+            took: asked.elapsed(),
+        })
     }
 
     /// Kill QEMU now (if it still runs).
@@ -438,6 +484,7 @@ mod tests {
             .rootfs("/w/r.img")
             .initrd("/w/i.img")
             .monitor(true)
+            .fw_cfg("opt/org.pyre/config", Path::new("/w/c.json"))
             .arg("-smp")
             .arg("1");
         let args: Vec<String> = b
@@ -450,7 +497,15 @@ mod tests {
         assert!(args
             .iter()
             .any(|a| a.starts_with("unix:") && a.ends_with(",server=on,wait=off")));
-        assert_eq!(&args[args.len() - 2..], ["-smp", "1"]);
+        assert_eq!(
+            &args[args.len() - 4..],
+            [
+                "-fw_cfg",
+                "name=opt/org.pyre/config,file=/w/c.json",
+                "-smp",
+                "1"
+            ]
+        );
     }
 
     /// A stand-in for QEMU (`sh -c`) exercises capture, exit and kill without booting.
