@@ -32,9 +32,11 @@ compgen -G "$keys/*.pub" >/dev/null || die "no public keys (*.pub) in $keys"
 [ -x "$PYRE_BIN" ] || die "pyre binary not found at $PYRE_BIN (run \`make static\`)"
 compress=${PYRE_INITRD_COMPRESS:-none}
 case $compress in
-  none | gzip | zstd) ;;
+  none) ;;
+  gzip | zstd) need "$compress" ;;
   *) die "PYRE_INITRD_COMPRESS=$compress: expected none, gzip or zstd" ;;
 esac
+[ "$(id -u)" -eq 0 ] || die "initramfs/build.sh runs as root (it creates /dev/console with mknod)"
 
 mapfile -t kvers < <(ls "$root/usr/lib/modules")
 [ ${#kvers[@]} -eq 1 ] || die "expected one kernel under $root/usr/lib/modules, found: ${kvers[*]:-none}"
@@ -112,9 +114,9 @@ for mod in "${order[@]}"; do
   mkdir -p "$(dirname "$dst")"
   case $mod in
     *.ko) cp "$src" "$dst" ;;
-    *.ko.xz) xz -dc "$src" > "$dst" ;;
-    *.ko.zst) zstd -qdc "$src" > "$dst" ;;
-    *.ko.gz) gzip -dc "$src" > "$dst" ;;
+    *.ko.xz) need xz && xz -dc "$src" > "$dst" ;;
+    *.ko.zst) need zstd && zstd -qdc "$src" > "$dst" ;;
+    *.ko.gz) need gzip && gzip -dc "$src" > "$dst" ;;
     *) die "unknown module file type: $src" ;;
   esac
   echo "/lib/modules/$kver/${mod%%.ko*}.ko" >> "$stage/etc/pyre/modules.load"
