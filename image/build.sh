@@ -32,7 +32,9 @@ rm -rf "$pubdir" && mkdir -p "$pubdir"
 cp "$pub" "$pubdir/build.pub"
 for k in ${PYRE_TRUSTED_KEYS:-}; do
   [ -f "$k" ] || die "PYRE_TRUSTED_KEYS: $k: no such file"
-  cp "$k" "$pubdir/$(basename "$k" .pub).pub"
+  name=$(basename "$k" .pub).pub
+  [ ! -e "$pubdir/$name" ] || die "PYRE_TRUSTED_KEYS: $k: a key named $name is already trusted"
+  cp "$k" "$pubdir/$name"
 done
 
 # 2. The root tree.
