@@ -24,7 +24,7 @@ deps:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	systemd-analyze verify --man=no systemd/*.service systemd/*.target
+	bash systemd/verify.sh
 
 unit:
 	cargo test -p pyre

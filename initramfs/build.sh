@@ -12,6 +12,8 @@
 #   PYRE_KEYS_DIR    directory of trusted public keys *.pub ($OUT/work/keys)
 #   PYRE_MANIFEST    the manifest; its signature is PYRE_MANIFEST.sig ($OUT/image/manifest)
 #   PYRE_INITRD      where to write the initramfs ($OUT/image/initrd.img)
+#   PYRE_INITRD_MODULES  the list of module names (initramfs/modules)
+#   PYRE_INITRD_STAGE    scratch directory for the tree ($OUT/work/initramfs)
 #   PYRE_INITRD_COMPRESS=none|gzip|zstd (default: none)
 set -euo pipefail
 # shellcheck source=image/lib.sh
@@ -21,6 +23,7 @@ root=${PYRE_IMAGE_ROOT:-$WORK/root}
 keys=${PYRE_KEYS_DIR:-$WORK/keys}
 manifest=${PYRE_MANIFEST:-$IMAGE_OUT/manifest}
 initrd=${PYRE_INITRD:-$IMAGE_OUT/initrd.img}
+modlist=${PYRE_INITRD_MODULES:-$REPO/initramfs/modules}
 [ -d "$root/usr/lib/modules" ] || die "no image root at $root: run \`make image\` first"
 for f in "$manifest" "$manifest.sig"; do
   [ -f "$f" ] || die "no $f: run \`make image\` first"
@@ -28,12 +31,18 @@ done
 compgen -G "$keys/*.pub" >/dev/null || die "no public keys (*.pub) in $keys"
 [ -x "$PYRE_BIN" ] || die "pyre binary not found at $PYRE_BIN (run \`make static\`)"
 compress=${PYRE_INITRD_COMPRESS:-none}
+case $compress in
+  none) ;;
+  gzip | zstd) need "$compress" ;;
+  *) die "PYRE_INITRD_COMPRESS=$compress: expected none, gzip or zstd" ;;
+esac
+[ "$(id -u)" -eq 0 ] || die "initramfs/build.sh runs as root (it creates /dev/console with mknod)"
 
 mapfile -t kvers < <(ls "$root/usr/lib/modules")
 [ ${#kvers[@]} -eq 1 ] || die "expected one kernel under $root/usr/lib/modules, found: ${kvers[*]:-none}"
 kver=${kvers[0]}
 mdir=$root/usr/lib/modules/$kver
-stage=$WORK/initramfs
+stage=${PYRE_INITRD_STAGE:-$WORK/initramfs}
 rm -rf "$stage"
 mkdir -p "$stage"/{proc,sys,dev,run,sysroot,tmp,etc/pyre/keys,lib/modules/"$kver"}
 chmod 1777 "$stage/tmp"
@@ -94,9 +103,9 @@ while read -r name; do
   elif [ -n "${builtin[$n]:-}" ]; then
     log "initramfs: $name is built into the kernel"
   else
-    die "module $name (initramfs/modules) not found in $mdir/modules.dep"
+    die "module $name ($modlist) not found in $mdir/modules.dep"
   fi
-done < "$REPO/initramfs/modules"
+done < "$modlist"
 
 : > "$stage/etc/pyre/modules.load"
 for mod in "${order[@]}"; do
@@ -105,9 +114,9 @@ for mod in "${order[@]}"; do
   mkdir -p "$(dirname "$dst")"
   case $mod in
     *.ko) cp "$src" "$dst" ;;
-    *.ko.xz) xz -dc "$src" > "$dst" ;;
-    *.ko.zst) zstd -qdc "$src" > "$dst" ;;
-    *.ko.gz) gzip -dc "$src" > "$dst" ;;
+    *.ko.xz) need xz && xz -dc "$src" > "$dst" ;;
+    *.ko.zst) need zstd && zstd -qdc "$src" > "$dst" ;;
+    *.ko.gz) need gzip && gzip -dc "$src" > "$dst" ;;
     *) die "unknown module file type: $src" ;;
   esac
   echo "/lib/modules/$kver/${mod%%.ko*}.ko" >> "$stage/etc/pyre/modules.load"
@@ -123,7 +132,6 @@ tmp=$initrd.tmp
     none) cat ;;
     gzip) gzip -9 -n ;;
     zstd) zstd -q -19 ;;
-    *) die "PYRE_INITRD_COMPRESS=$compress: expected none, gzip or zstd" ;;
   esac > "$tmp"
 mv -f "$tmp" "$initrd"
 log "initramfs: ${#order[@]} modules, $(du -h "$initrd" | cut -f1) ($compress), $initrd"
