@@ -27,7 +27,7 @@ impl Exited {
 }
 
 /// How long a shutdown request may take to show on the console before the next way is tried.
-pub const SHUTDOWN_START: Duration = Duration::from_secs(15);
+pub const SHUTDOWN_START: Duration = Duration::from_secs(10);
 
 /// systemd's console lines once a shutdown is under way (colours stripped).
 const SHUTTING_DOWN: &[&str] = &[
