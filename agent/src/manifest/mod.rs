@@ -19,6 +19,9 @@ use sha2::{Digest, Sha256};
 /// The format version this build writes and the only one it reads.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// Extended attributes: (raw name, raw value), sorted by name.
+pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// What an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -81,7 +84,7 @@ pub struct Entry {
     /// sort order (the leader names itself).
     pub hardlink: Option<Vec<u8>>,
     /// Extended attributes of every namespace, sorted by raw name.
-    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    pub xattrs: Xattrs,
 }
 
 /// A whole manifest: the excluded paths and the entries sorted by raw path bytes.

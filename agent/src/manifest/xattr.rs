@@ -6,8 +6,10 @@ use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use super::Xattrs;
+
 /// All xattrs of `path` (not following a final symlink), sorted by raw name.
-pub fn list(path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+pub fn list(path: &Path) -> io::Result<Xattrs> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
     let names = read_sized(|buf, len| {
@@ -33,7 +35,7 @@ pub fn list(path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
 }
 
 /// All xattrs of an open file, sorted by raw name.
-pub fn list_fd(fd: &impl AsRawFd) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+pub fn list_fd(fd: &impl AsRawFd) -> io::Result<Xattrs> {
     let fd = fd.as_raw_fd();
     let names = read_sized(|buf, len| {
         // SAFETY: `fd` is an open descriptor; `buf` is valid for `len` bytes (or null with 0).
