@@ -6,6 +6,7 @@
 # (secret key; default: $OUT/keys/build.key, generated on first use), PYRE_TRUSTED_KEYS
 # (extra public keys to trust, space-separated), PYRE_MIRROR, PYRE_REFRESH_BASE=1.
 set -euo pipefail
+# shellcheck source=image/lib.sh
 . "$(dirname "$0")/lib.sh"
 need mkfs.erofs veritysetup cpio tar sha256sum
 [ "$(id -u)" -eq 0 ] || die "image/build.sh runs as root (mmdebstrap, chroot, device nodes)"
@@ -31,7 +32,9 @@ rm -rf "$pubdir" && mkdir -p "$pubdir"
 cp "$pub" "$pubdir/build.pub"
 for k in ${PYRE_TRUSTED_KEYS:-}; do
   [ -f "$k" ] || die "PYRE_TRUSTED_KEYS: $k: no such file"
-  cp "$k" "$pubdir/$(basename "$k" .pub).pub"
+  name=$(basename "$k" .pub).pub
+  [ ! -e "$pubdir/$name" ] || die "PYRE_TRUSTED_KEYS: $k: a key named $name is already trusted"
+  cp "$k" "$pubdir/$name"
 done
 
 # 2. The root tree.
@@ -40,7 +43,9 @@ root=$WORK/root
 rm -rf "$root" && mkdir -p "$root"
 tar -C "$root" --numeric-owner --xattrs --xattrs-include='*' -xpf "$tarball"
 log "root: extracted $tarball"
-kver=$(ls "$root/usr/lib/modules")
+mapfile -t kvers < <(ls "$root/usr/lib/modules")
+[ ${#kvers[@]} -eq 1 ] || die "expected one kernel in the base root, found: ${kvers[*]:-none}"
+kver=${kvers[0]}
 [ -f "$root/boot/vmlinuz-$kver" ] || die "no kernel $root/boot/vmlinuz-$kver in the base root"
 cp "$root/boot/vmlinuz-$kver" "$WORK/vmlinuz"
 bash "$REPO/image/customize.sh" "$root" "$pubdir"/*.pub
@@ -61,9 +66,10 @@ bash "$REPO/image/pack.sh" "$root" "$WORK/manifest" "$WORK/rootfs.img" "$WORK/cm
 # device limited to the data area, matches the signed manifest.
 bash "$REPO/image/check.sh" "$WORK/rootfs.img" "$WORK/manifest" "$pubdir/build.pub"
 
-# 6. Publish (each file replaced whole), then the initramfs that pins this manifest.
-for f in vmlinuz manifest manifest.sig rootfs.img cmdline.txt; do
+# 6. The initramfs that pins this manifest, then publish all files together (each replaced
+# whole, so a failed build leaves the previous image in place).
+PYRE_MANIFEST=$WORK/manifest PYRE_INITRD=$WORK/initrd.img bash "$REPO/initramfs/build.sh"
+for f in vmlinuz initrd.img manifest manifest.sig rootfs.img cmdline.txt; do
   mv -f "$WORK/$f" "$IMAGE_OUT/$f"
 done
-bash "$REPO/initramfs/build.sh"
 log "image: done: $(cd "$IMAGE_OUT" && du -sh -- * | tr '\t\n' ' ')"

@@ -4,6 +4,7 @@
 # the signed manifest with `pyre verify`. Needs root and loop devices; the host kernel's
 # device-mapper is not used (dm-verity is checked by `veritysetup verify` in pack.sh).
 set -euo pipefail
+# shellcheck source=image/lib.sh
 . "$(dirname "$0")/lib.sh"
 [ $# -eq 3 ] || die "usage: check.sh IMG MANIFEST PUBKEY"
 img=$1 manifest=$2 pub=$3
@@ -11,7 +12,7 @@ need losetup mount umount
 
 # The data area ends where the verity superblock starts: find it from the erofs size.
 blocks=$(od -An -t u4 -j $((1024 + 36)) -N 4 "$img" | tr -d ' ')
-[ -n "$blocks" ] && [ "$blocks" -gt 0 ] || die "$img: cannot read the erofs block count"
+[[ $blocks =~ ^[1-9][0-9]*$ ]] || die "$img: cannot read the erofs block count"
 size=$((blocks * 4096))
 [ "$(head -c $((size + 6)) "$img" | tail -c 6)" = verity ] ||
   die "$img: no verity superblock right after the erofs data ($size bytes)"

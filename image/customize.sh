@@ -4,6 +4,7 @@
 # read-only server does not need or must not have (build logs, apt caches, /boot, the
 # build host's hostname). Runs the image's own systemctl/depmod through chroot.
 set -euo pipefail
+# shellcheck source=image/lib.sh
 . "$(dirname "$0")/lib.sh"
 root=${1:?usage: customize.sh ROOT [PUBKEY...]}
 shift
@@ -50,13 +51,22 @@ chroot "$root" systemctl set-default --quiet multi-user.target
 # A read-only root cannot update itself: no apt timers, no trying to fetch package lists.
 chroot "$root" systemctl disable --quiet apt-daily.timer apt-daily-upgrade.timer 2>/dev/null || true
 
+# Logs go off-host; the journal stays in memory (/run/log/journal). A persistent journal under
+# the /var overlay would hold /var busy at shutdown and only grow RAM use on the tmpfs upper.
+install -d "$root/etc/systemd/journald.conf.d"
+cat > "$root/etc/systemd/journald.conf.d/50-pyre-volatile.conf" <<'JOURNAL'
+# pyre image: the journal lives in /run; pyre ships logs off-host.
+[Journal]
+Storage=volatile
+JOURNAL
+
 # Identity comes at boot: systemd makes a transient machine id when /etc/machine-id is empty,
 # `pyre boot` sets the hostname from the instance config.
 : > "$root/etc/machine-id"
 echo localhost > "$root/etc/hostname"
 [ "$(readlink "$root/etc/resolv.conf")" = ../run/systemd/resolve/stub-resolv.conf ] ||
   die "$root/etc/resolv.conf is not the link into /run that systemd-resolved installs"
-printf '# The root is read-only; data volumes are mounted by `pyre boot`.\n' > "$root/etc/fstab"
+echo "# The root is read-only; data volumes are mounted by pyre boot." > "$root/etc/fstab"
 
 # The kernel boots from out/image/vmlinuz with pyre's initramfs: /boot stays empty.
 find "$root/boot" -mindepth 1 -delete

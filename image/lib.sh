@@ -7,10 +7,10 @@ PYRE_BIN=${PYRE_BIN:-$REPO/target/x86_64-unknown-linux-gnu/release/pyre}
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$REPO" log -1 --format=%ct 2>/dev/null || echo 1700000000)}
 export OUT PYRE_BIN SOURCE_DATE_EPOCH
 
-# Where intermediate trees live between the image and initramfs steps.
-WORK=$OUT/work
-IMAGE_OUT=$OUT/image
-CACHE=$OUT/cache
+# Where intermediate trees live between the image and initramfs steps (used by the scripts
+# that source this file).
+# shellcheck disable=SC2034
+WORK=$OUT/work IMAGE_OUT=$OUT/image CACHE=$OUT/cache
 
 _t0=${PYRE_BUILD_T0:-${EPOCHREALTIME/./}}
 export PYRE_BUILD_T0=$_t0

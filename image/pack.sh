@@ -8,7 +8,10 @@
 #   [hash-offset + 4096, ...)  the hash tree; its first block is the device-mapper table's
 #                              <hash_start_block> = hash-offset / 4096 + 1
 # Salt and UUIDs are derived from the content, so the same tree gives the same bytes.
+# PYRE_ROOT_DEVICE: the root device the guest sees (default /dev/vda, QEMU's first virtio disk).
+# PYRE_EROFS_COMPRESS: an mkfs.erofs compressor (lz4, lz4hc); default none (see docs/image.md).
 set -euo pipefail
+# shellcheck source=image/lib.sh
 . "$(dirname "$0")/lib.sh"
 [ $# -eq 4 ] || die "usage: pack.sh ROOT MANIFEST IMG CMDLINE"
 root=$1 manifest=$2 img=$3 cmdline=$4
@@ -35,6 +38,6 @@ roothash=$(sed -n 's/^Root hash:[[:space:]]*//p' <<<"$out")
 veritysetup verify --hash-offset="$size" "$img" "$img" "$roothash"
 log "verity: root hash $roothash, hash area $((($(stat -c %s "$img") - size) / 1024)) KiB, verified"
 
-echo "pyre.root=/dev/vda pyre.verity.roothash=$roothash pyre.verity.salt=$salt" \
+echo "pyre.root=${PYRE_ROOT_DEVICE:-/dev/vda} pyre.verity.roothash=$roothash pyre.verity.salt=$salt" \
   "pyre.verity.data-blocks=$data_blocks pyre.verity.hash-offset=$size" \
   "pyre.manifest.digest=sha256:$digest ro" > "$cmdline"

@@ -2,6 +2,7 @@
 # prune-modules.sh ROOT: keep only the kernel modules matched by image/modules.keep plus
 # their dependencies (from the image's own modules.dep), then rerun the image's depmod.
 set -euo pipefail
+# shellcheck source=image/lib.sh
 . "$(dirname "$0")/lib.sh"
 root=${1:?usage: prune-modules.sh ROOT}
 

@@ -7,29 +7,50 @@
 #                              taken from the image root (decompressed to plain .ko)
 #   /etc/pyre/modules.load     their absolute paths, one a line, dependencies first
 #   /etc/pyre/manifest, manifest.sig, keys/*.pub   what the root is verified against
-# No shell, no busybox. Needs the root and manifest left by image/build.sh.
-# PYRE_INITRD_COMPRESS=none|gzip|zstd (default: none).
+# No shell, no busybox. Inputs, by default those left by image/build.sh:
+#   PYRE_IMAGE_ROOT  the image root whose /usr/lib/modules/<kver> is used ($OUT/work/root)
+#   PYRE_KEYS_DIR    directory of trusted public keys *.pub ($OUT/work/keys)
+#   PYRE_MANIFEST    the manifest; its signature is PYRE_MANIFEST.sig ($OUT/image/manifest)
+#   PYRE_INITRD      where to write the initramfs ($OUT/image/initrd.img)
+#   PYRE_INITRD_MODULES  the list of module names (initramfs/modules)
+#   PYRE_INITRD_STAGE    scratch directory for the tree ($OUT/work/initramfs)
+#   PYRE_INITRD_COMPRESS=none|gzip|zstd (default: none)
 set -euo pipefail
+# shellcheck source=image/lib.sh
 . "$(dirname "$0")/../image/lib.sh"
 need cpio sha256sum
-root=$WORK/root
+root=${PYRE_IMAGE_ROOT:-$WORK/root}
+keys=${PYRE_KEYS_DIR:-$WORK/keys}
+manifest=${PYRE_MANIFEST:-$IMAGE_OUT/manifest}
+initrd=${PYRE_INITRD:-$IMAGE_OUT/initrd.img}
+modlist=${PYRE_INITRD_MODULES:-$REPO/initramfs/modules}
 [ -d "$root/usr/lib/modules" ] || die "no image root at $root: run \`make image\` first"
-for f in "$IMAGE_OUT/manifest" "$IMAGE_OUT/manifest.sig"; do
+for f in "$manifest" "$manifest.sig"; do
   [ -f "$f" ] || die "no $f: run \`make image\` first"
 done
+compgen -G "$keys/*.pub" >/dev/null || die "no public keys (*.pub) in $keys"
 [ -x "$PYRE_BIN" ] || die "pyre binary not found at $PYRE_BIN (run \`make static\`)"
 compress=${PYRE_INITRD_COMPRESS:-none}
+case $compress in
+  none) ;;
+  gzip | zstd) need "$compress" ;;
+  *) die "PYRE_INITRD_COMPRESS=$compress: expected none, gzip or zstd" ;;
+esac
+[ "$(id -u)" -eq 0 ] || die "initramfs/build.sh runs as root (it creates /dev/console with mknod)"
 
-kver=$(ls "$root/usr/lib/modules")
+mapfile -t kvers < <(ls "$root/usr/lib/modules")
+[ ${#kvers[@]} -eq 1 ] || die "expected one kernel under $root/usr/lib/modules, found: ${kvers[*]:-none}"
+kver=${kvers[0]}
 mdir=$root/usr/lib/modules/$kver
-stage=$WORK/initramfs
+stage=${PYRE_INITRD_STAGE:-$WORK/initramfs}
 rm -rf "$stage"
 mkdir -p "$stage"/{proc,sys,dev,run,sysroot,tmp,etc/pyre/keys,lib/modules/"$kver"}
 chmod 1777 "$stage/tmp"
 mknod -m 0600 "$stage/dev/console" c 5 1
 install -m 0755 "$PYRE_BIN" "$stage/init"
-install -m 0644 "$IMAGE_OUT/manifest" "$IMAGE_OUT/manifest.sig" "$stage/etc/pyre/"
-install -m 0644 "$WORK"/keys/*.pub "$stage/etc/pyre/keys/"
+install -m 0644 "$manifest" "$stage/etc/pyre/manifest"
+install -m 0644 "$manifest.sig" "$stage/etc/pyre/manifest.sig"
+install -m 0644 "$keys"/*.pub "$stage/etc/pyre/keys/"
 
 # name (with - and _ the same) → path in modules.dep; dependencies per path.
 norm() { local n=${1##*/}; n=${n%%.ko*}; echo "${n//-/_}"; }
@@ -58,11 +79,12 @@ done < "$mdir/modules.softdep"
 
 order=()
 visit() { # post-order: dependencies first
-  local m=$1 d
+  local m=$1
   [ -n "${done_[$m]:-}" ] && return 0
   done_[$m]=1
   # modules.dep lists the deepest dependency last; visit in reverse for modprobe's order.
-  local -a ds=(${deps[$m]})
+  local -a ds
+  read -ra ds <<<"${deps[$m]}"
   local i s t
   for s in ${softpre[$(norm "$m")]:-}; do
     t=${alias_of[$s]:-$(norm "$s")}
@@ -81,9 +103,9 @@ while read -r name; do
   elif [ -n "${builtin[$n]:-}" ]; then
     log "initramfs: $name is built into the kernel"
   else
-    die "module $name (initramfs/modules) not found in $mdir/modules.dep"
+    die "module $name ($modlist) not found in $mdir/modules.dep"
   fi
-done < "$REPO/initramfs/modules"
+done < "$modlist"
 
 : > "$stage/etc/pyre/modules.load"
 for mod in "${order[@]}"; do
@@ -92,9 +114,9 @@ for mod in "${order[@]}"; do
   mkdir -p "$(dirname "$dst")"
   case $mod in
     *.ko) cp "$src" "$dst" ;;
-    *.ko.xz) xz -dc "$src" > "$dst" ;;
-    *.ko.zst) zstd -qdc "$src" > "$dst" ;;
-    *.ko.gz) gzip -dc "$src" > "$dst" ;;
+    *.ko.xz) need xz && xz -dc "$src" > "$dst" ;;
+    *.ko.zst) need zstd && zstd -qdc "$src" > "$dst" ;;
+    *.ko.gz) need gzip && gzip -dc "$src" > "$dst" ;;
     *) die "unknown module file type: $src" ;;
   esac
   echo "/lib/modules/$kver/${mod%%.ko*}.ko" >> "$stage/etc/pyre/modules.load"
@@ -102,14 +124,14 @@ done
 cp "$mdir/modules.dep" "$mdir/modules.builtin" "$stage/lib/modules/$kver/"
 
 clamp_mtimes "$stage"
-tmp=$IMAGE_OUT/initrd.img.tmp
+mkdir -p "$(dirname "$initrd")"
+tmp=$initrd.tmp
 (cd "$stage" && find . -mindepth 1 -print0 | LC_ALL=C sort -z |
   cpio --null --create --format=newc --reproducible --owner=0:0 --quiet) |
   case $compress in
     none) cat ;;
     gzip) gzip -9 -n ;;
     zstd) zstd -q -19 ;;
-    *) die "PYRE_INITRD_COMPRESS=$compress: expected none, gzip or zstd" ;;
   esac > "$tmp"
-mv -f "$tmp" "$IMAGE_OUT/initrd.img"
-log "initramfs: ${#order[@]} modules, $(du -h "$IMAGE_OUT/initrd.img" | cut -f1) ($compress)"
+mv -f "$tmp" "$initrd"
+log "initramfs: ${#order[@]} modules, $(du -h "$initrd" | cut -f1) ($compress), $initrd"

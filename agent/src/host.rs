@@ -88,7 +88,9 @@ impl Host for RealHost {
     }
 
     fn write_file(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
-        let tmp = path.with_extension("tmp");
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(contents)?;
         f.sync_all()?;
@@ -458,6 +460,23 @@ mod tests {
         assert_eq!(
             h.ops(),
             vec![Op::Chdir("/a".into()), Op::Chroot("/b".into())]
+        );
+    }
+
+    #[test]
+    fn real_host_writes_files_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let sig = dir.path().join("manifest.sig");
+        RealHost
+            .write_file(&dir.path().join("manifest"), b"m")
+            .unwrap();
+        RealHost.write_file(&sig, b"s").unwrap();
+        assert_eq!(std::fs::read(&sig).unwrap(), b"s");
+        assert_eq!(std::fs::read(dir.path().join("manifest")).unwrap(), b"m");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "no temp files left"
         );
     }
 

@@ -1,4 +1,6 @@
 //! The captured serial console: bytes as they arrived, when they arrived, and waiting on them.
+//! The log file keeps the raw bytes; the in-memory copy drops ANSI escape sequences (systemd
+//! colours its status lines), so markers are plain text.
 use std::fs::File;
 use std::io::{Read, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -13,6 +15,36 @@ struct State {
     stamps: Vec<(usize, Duration)>,
     /// The console stream ended (QEMU exited or closed it).
     closed: bool,
+    /// Where the escape-sequence filter is, across chunks.
+    esc: Esc,
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Esc {
+    #[default]
+    Text,
+    /// After ESC.
+    Start,
+    /// Inside `ESC [ …` until a final byte.
+    Csi,
+}
+
+/// Append `chunk` to `out` without ANSI escape sequences (CSI `ESC [ … final` and two-byte
+/// `ESC x`); `state` carries a sequence split across chunks.
+fn strip_ansi(state: &mut Esc, chunk: &[u8], out: &mut Vec<u8>) {
+    for &b in chunk {
+        *state = match (*state, b) {
+            (Esc::Text, 0x1b) => Esc::Start,
+            (Esc::Text, _) => {
+                out.push(b);
+                Esc::Text
+            }
+            (Esc::Start, b'[') => Esc::Csi,
+            (Esc::Start, _) => Esc::Text,
+            (Esc::Csi, 0x40..=0x7e) => Esc::Text,
+            (Esc::Csi, _) => Esc::Csi,
+        };
+    }
 }
 
 /// A console shared between the reader thread and the test.
@@ -47,7 +79,8 @@ impl Console {
     pub fn push(&self, chunk: &[u8]) {
         let at = self.started.elapsed();
         let mut s = self.lock();
-        s.bytes.extend_from_slice(chunk);
+        let State { bytes, esc, .. } = &mut *s;
+        strip_ansi(esc, chunk, bytes);
         let end = s.bytes.len();
         s.stamps.push((end, at));
         self.inner.1.notify_all();
@@ -79,6 +112,15 @@ impl Console {
         find_in(&s, marker.as_bytes(), 0)
     }
 
+    /// How many (escape-free) bytes arrived so far: an offset for [`Console::wait_any_after`].
+    pub fn len(&self) -> usize {
+        self.lock().bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Wait until one of `markers` appears, the console closes, or `deadline` passes.
     /// Returns the index of the marker found first in the console and when it arrived.
     pub fn wait_any(
@@ -86,12 +128,22 @@ impl Console {
         markers: &[&str],
         deadline: Instant,
     ) -> Result<(usize, Duration), Missed> {
+        self.wait_any_after(markers, 0, deadline)
+    }
+
+    /// [`Console::wait_any`] for markers that start at or after byte `from`.
+    pub fn wait_any_after(
+        &self,
+        markers: &[&str],
+        from: usize,
+        deadline: Instant,
+    ) -> Result<(usize, Duration), Missed> {
         let mut s = self.lock();
         loop {
             let found = markers
                 .iter()
                 .enumerate()
-                .filter_map(|(i, m)| Some((i, position(&s.bytes, m.as_bytes(), 0)?, m.len())))
+                .filter_map(|(i, m)| Some((i, position(&s.bytes, m.as_bytes(), from)?, m.len())))
                 .min_by_key(|&(_, pos, _)| pos);
             if let Some((i, pos, len)) = found {
                 return Ok((i, stamp_at(&s.stamps, pos + len)));
@@ -110,6 +162,30 @@ impl Console {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+    }
+
+    /// The console line holding the first `marker`, once it is complete (a newline arrived,
+    /// the console closed, or `deadline` passed); None when `marker` has not appeared.
+    pub fn complete_line(&self, marker: &str, deadline: Instant) -> Option<String> {
+        let start = {
+            let s = self.lock();
+            let at = position(&s.bytes, marker.as_bytes(), 0)?;
+            s.bytes[..at]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |p| p + 1)
+        };
+        let _ = self.wait_any_after(&["\n"], start, deadline);
+        let s = self.lock();
+        let line = s.bytes[start..]
+            .split(|&b| b == b'\n')
+            .next()
+            .unwrap_or_default();
+        Some(
+            String::from_utf8_lossy(line)
+                .trim_end_matches('\r')
+                .to_string(),
+        )
     }
 
     /// Copy `source` into this console on a new thread until it ends, appending to `log` and,
@@ -200,6 +276,40 @@ mod tests {
     }
 
     #[test]
+    fn drops_escape_sequences_even_split_across_chunks() {
+        let c = Console::new(Instant::now());
+        c.push(b"[\x1b[0;32m  OK  \x1b[0m] Reached target \x1b[0;1");
+        c.push(b";39mmulti-user.target\x1b[0m - Multi-User System.\r\n\x1bc");
+        assert_eq!(
+            c.text(),
+            "[  OK  ] Reached target multi-user.target - Multi-User System.\r\n"
+        );
+        assert!(c.find("Reached target multi-user.target").is_some());
+    }
+
+    #[test]
+    fn complete_line_waits_for_the_end_of_the_line() {
+        let c = Console::new(Instant::now());
+        c.push(b"boot\npyre init: BOOT REFUSED [PYRE-INIT-ROOT-MOUN");
+        let c2 = c.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            c2.push(b"T]: mounting: EIO\r\nnext");
+        });
+        let soon = Instant::now() + Duration::from_secs(5);
+        let line = c.complete_line("BOOT REFUSED [", soon).unwrap();
+        t.join().unwrap();
+        assert_eq!(
+            line,
+            "pyre init: BOOT REFUSED [PYRE-INIT-ROOT-MOUNT]: mounting: EIO"
+        );
+        assert_eq!(c.complete_line("absent", soon), None);
+        c.push(b" unfinished");
+        c.close();
+        assert_eq!(c.complete_line("next", soon).unwrap(), "next unfinished");
+    }
+
+    #[test]
     fn wait_any_returns_the_earliest_marker_and_sees_later_pushes() {
         let c = Console::new(Instant::now());
         let c2 = c.clone();
@@ -220,9 +330,15 @@ mod tests {
         let c = Console::new(Instant::now());
         let soon = Instant::now() + Duration::from_millis(20);
         assert_eq!(c.wait_any(&["x"], soon), Err(Missed::Timeout));
+        c.push(b"x1 ");
+        let from = c.len();
+        let soon = Instant::now() + Duration::from_millis(20);
+        assert_eq!(c.wait_any_after(&["x"], from, soon), Err(Missed::Timeout));
+        c.push(b"x2");
+        assert_eq!(c.wait_any_after(&["x2", "x"], from, soon).unwrap().0, 0);
         c.close();
         let later = Instant::now() + Duration::from_secs(5);
-        assert_eq!(c.wait_any(&["x"], later), Err(Missed::Closed));
+        assert_eq!(c.wait_any(&["absent"], later), Err(Missed::Closed));
     }
 
     #[test]

@@ -7,10 +7,13 @@ pub mod erofs;
 pub mod image;
 pub mod markers;
 pub mod qemu;
+pub mod received;
 pub mod report;
 pub mod scenario;
 pub mod server;
 pub mod tamper;
+pub mod vm;
 
 pub use image::Image;
-pub use qemu::{Exited, QemuBuilder, Vm};
+pub use qemu::QemuBuilder;
+pub use vm::{Exited, Shutdown, Vm};

@@ -1,12 +1,8 @@
 //! Console strings the scenarios wait for. pyre's own lines come from agent/src/init/ and
 //! agent/src/cmd/boot_report.rs; systemd's from systemd 252 (Debian 12).
 
-/// systemd reached multi-user (status line or the getty prompt).
-pub const MULTI_USER: &[&str] = &[
-    "Reached target multi-user.target",
-    "Reached target Multi-User System",
-    " login: ",
-];
+/// systemd reached multi-user (its status line, colours stripped, or the getty prompt).
+pub const MULTI_USER: &[&str] = &["Reached target multi-user.target", " login: "];
 
 /// Any of these means systemd (PID 1 after switch_root) started.
 pub const SYSTEMD_STARTED: &[&str] = &["systemd[1]:", "Welcome to "];

@@ -1,17 +1,17 @@
-//! Boot the image under QEMU (TCG), capture its serial console, wait on it, and never leave a
-//! QEMU behind.
+//! Boot the image under QEMU (TCG) with its serial console captured; see [`crate::vm`] for
+//! what to do with the running machine.
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::net::UnixStream;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::console::{Console, Missed};
+use crate::console::Console;
 use crate::image::{log_dir, Cmdline, Image};
+use crate::vm::{serial_lock, Vm};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QemuError {
@@ -40,22 +40,6 @@ pub enum QemuError {
         scenario: String,
         source: std::io::Error,
     },
-}
-
-/// How QEMU ended, and when (since it was started).
-#[derive(Debug, Clone, Copy)]
-pub struct Exited {
-    pub status: ExitStatus,
-    pub elapsed: Duration,
-    /// True when the harness had to kill it (never for a machine that powered itself off).
-    pub killed: bool,
-}
-
-impl Exited {
-    /// QEMU left on its own with status 0: the guest powered off (or rebooted, with -no-reboot).
-    pub fn by_itself(&self) -> bool {
-        !self.killed && self.status.success()
-    }
 }
 
 /// One machine to boot. Defaults to exactly the user command of docs/image.md plus
@@ -114,7 +98,14 @@ impl QemuBuilder {
         self.monitor = on;
         self
     }
-    /// Extra QEMU arguments (e.g. `-fw_cfg …`).
+    /// Hand `file` to the guest through fw_cfg: it appears under
+    /// /sys/firmware/qemu_fw_cfg/by_name/<name>/raw (e.g. `opt/org.pyre/config`).
+    pub fn fw_cfg(self, name: &str, file: &Path) -> Self {
+        let mut a = OsString::from(format!("name={name},file="));
+        a.push(file);
+        self.arg("-fw_cfg").arg(a)
+    }
+    /// Extra QEMU arguments.
     pub fn arg(mut self, a: impl Into<OsString>) -> Self {
         self.extra.push(a.into());
         self
@@ -224,185 +215,6 @@ impl QemuBuilder {
     }
 }
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial_lock() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A running (or finished) QEMU. Dropping it kills QEMU if it still runs.
-pub struct Vm {
-    pub scenario: String,
-    child: Option<Child>,
-    stdin: Option<ChildStdin>,
-    console: Console,
-    started: Instant,
-    log_path: PathBuf,
-    monitor_path: Option<PathBuf>,
-    _serial: MutexGuard<'static, ()>,
-}
-
-impl Vm {
-    pub fn console(&self) -> &Console {
-        &self.console
-    }
-    pub fn log_path(&self) -> &Path {
-        &self.log_path
-    }
-    pub fn started(&self) -> Instant {
-        self.started
-    }
-    /// Time since QEMU was started.
-    pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
-    }
-
-    /// Where the console log is and its last lines, for failure messages.
-    pub fn console_context(&self) -> String {
-        format!(
-            "console log {}; last lines:\n{}",
-            self.log_path.display(),
-            self.console.tail(40)
-        )
-    }
-
-    /// Wait for `marker` on the console; returns when (since start) it arrived.
-    pub fn wait_for(&self, marker: &str, timeout: Duration) -> Result<Duration, QemuError> {
-        self.wait_for_any(&[marker], timeout).map(|(_, t)| t)
-    }
-
-    /// Wait for the first of `markers`; returns its index and when it arrived.
-    pub fn wait_for_any(
-        &self,
-        markers: &[&str],
-        timeout: Duration,
-    ) -> Result<(usize, Duration), QemuError> {
-        let deadline = Instant::now() + timeout;
-        self.console.wait_any(markers, deadline).map_err(|missed| {
-            let why = match missed {
-                Missed::Timeout => format!("deadline of {timeout:?} passed"),
-                Missed::Closed => format!("QEMU exited after {:?}", self.elapsed()),
-            };
-            QemuError::Marker {
-                scenario: self.scenario.clone(),
-                what: format!("{markers:?}"),
-                why,
-                console: self.console_context(),
-            }
-        })
-    }
-
-    /// Wait for QEMU to exit by itself within `timeout`; kills it and fails otherwise.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Result<Exited, QemuError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(e) = self.try_exited()? {
-                return Ok(e);
-            }
-            if Instant::now() >= deadline {
-                self.kill();
-                return Err(QemuError::NoExit {
-                    scenario: self.scenario.clone(),
-                    waited: timeout,
-                    console: self.console_context(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn try_exited(&mut self) -> Result<Option<Exited>, QemuError> {
-        let Some(child) = self.child.as_mut() else {
-            return Ok(None);
-        };
-        let status = child.try_wait().map_err(|source| QemuError::Wait {
-            scenario: self.scenario.clone(),
-            source,
-        })?;
-        Ok(status.map(|status| {
-            let elapsed = self.started.elapsed();
-            self.child = None;
-            // Give the reader thread a moment to drain the last console bytes.
-            let until = Instant::now() + Duration::from_secs(2);
-            while !self.console.is_closed() && Instant::now() < until {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Exited {
-                status,
-                elapsed,
-                killed: false,
-            }
-        }))
-    }
-
-    /// Send a human-monitor command (needs [`QemuBuilder::monitor`]).
-    pub fn monitor_command(&self, command: &str) -> std::io::Result<()> {
-        let path = self.monitor_path.as_ref().ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::NotFound, "started without -monitor")
-        })?;
-        let mut s = UnixStream::connect(path)?;
-        s.write_all(command.as_bytes())?;
-        s.write_all(b"\n")?;
-        s.flush()?;
-        // Let QEMU read the command before the connection closes.
-        std::thread::sleep(Duration::from_millis(300));
-        Ok(())
-    }
-
-    /// Shut the guest down cleanly: ACPI power button, then Ctrl-Alt-Del (systemd reboots,
-    /// which `-no-reboot` turns into an exit), each given `grace`; killed as a last resort.
-    pub fn powerdown(&mut self, grace: Duration) -> Result<Exited, QemuError> {
-        for command in ["system_powerdown", "sendkey ctrl-alt-delete"] {
-            if self.child.is_none() {
-                break;
-            }
-            if self.monitor_command(command).is_err() {
-                break;
-            }
-            let deadline = Instant::now() + grace;
-            while Instant::now() < deadline {
-                if let Some(e) = self.try_exited()? {
-                    return Ok(e);
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        Ok(self.kill().unwrap_or(Exited {
-            status: ExitStatus::from_raw(0),
-            elapsed: self.started.elapsed(),
-            killed: false,
-        }))
-    }
-
-    /// Kill QEMU now (if it still runs).
-    pub fn kill(&mut self) -> Option<Exited> {
-        let mut child = self.child.take()?;
-        let _ = child.kill();
-        let status = child.wait().ok()?;
-        Some(Exited {
-            status,
-            elapsed: self.started.elapsed(),
-            killed: true,
-        })
-    }
-
-    /// Type into the serial console.
-    pub fn type_text(&mut self, text: &str) -> std::io::Result<()> {
-        let stdin = self.stdin.as_mut().ok_or(std::io::ErrorKind::BrokenPipe)?;
-        stdin.write_all(text.as_bytes())?;
-        stdin.flush()
-    }
-}
-
-impl Drop for Vm {
-    fn drop(&mut self) {
-        self.kill();
-        if let Some(p) = &self.monitor_path {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,6 +250,7 @@ mod tests {
             .rootfs("/w/r.img")
             .initrd("/w/i.img")
             .monitor(true)
+            .fw_cfg("opt/org.pyre/config", Path::new("/w/c.json"))
             .arg("-smp")
             .arg("1");
         let args: Vec<String> = b
@@ -450,7 +263,15 @@ mod tests {
         assert!(args
             .iter()
             .any(|a| a.starts_with("unix:") && a.ends_with(",server=on,wait=off")));
-        assert_eq!(&args[args.len() - 2..], ["-smp", "1"]);
+        assert_eq!(
+            &args[args.len() - 4..],
+            [
+                "-fw_cfg",
+                "name=opt/org.pyre/config,file=/w/c.json",
+                "-smp",
+                "1"
+            ]
+        );
     }
 
     /// A stand-in for QEMU (`sh -c`) exercises capture, exit and kill without booting.

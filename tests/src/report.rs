@@ -6,9 +6,13 @@ use std::time::Duration;
 
 use crate::image::log_dir;
 
-/// Append `scenario<TAB>what<TAB>secs` to `dir/timings.tsv`.
+/// Append `unix-time<TAB>scenario<TAB>what<TAB>secs` to `dir/timings.tsv`.
 pub fn record_in(dir: &Path, scenario: &str, what: &str, took: Duration) {
-    let line = format!("{scenario}\t{what}\t{:.1}", took.as_secs_f64());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let line = format!("{now}\t{scenario}\t{what}\t{:.2}", took.as_secs_f64());
     let _ = std::fs::create_dir_all(dir);
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)
@@ -24,7 +28,7 @@ pub fn record(scenario: &str, what: &str, took: Duration) {
     // Written to the stderr handle directly: `eprintln!` output is captured by libtest.
     let _ = writeln!(
         std::io::stderr(),
-        "timing: {scenario}: {what} = {:.1} s",
+        "timing: {scenario}: {what} = {:.2} s",
         took.as_secs_f64()
     );
     record_in(&log_dir(), scenario, what, took);
@@ -50,9 +54,10 @@ mod tests {
             Duration::from_millis(5_050),
         );
         let text = std::fs::read_to_string(dir.path().join("timings.tsv")).unwrap();
-        assert_eq!(
-            text,
-            "clean-boot\tmulti-user\t12.3\ntampered-root\tpoweroff\t5.0\n"
-        );
+        let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+        assert_eq!(rows.len(), 2);
+        assert!(rows[0][0].parse::<u64>().unwrap() > 1_600_000_000);
+        assert_eq!(rows[0][1..], ["clean-boot", "multi-user", "12.34"]);
+        assert_eq!(rows[1][1..], ["tampered-root", "poweroff", "5.05"]);
     }
 }

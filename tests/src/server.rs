@@ -5,7 +5,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use crate::received::Received;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -117,7 +119,7 @@ impl Response {
 /// A small HTTP/1.1 server (one request per connection) that records every request it got.
 pub struct HttpServer {
     tcp: TcpServer,
-    requests: Arc<Mutex<Vec<Request>>>,
+    requests: Arc<Received<Request>>,
 }
 
 impl HttpServer {
@@ -126,7 +128,7 @@ impl HttpServer {
     where
         F: Fn(&Request) -> Response + Send + Sync + 'static,
     {
-        let requests = Arc::new(Mutex::new(Vec::new()));
+        let requests = Received::new();
         let seen = requests.clone();
         let tcp = TcpServer::start(move |conn| {
             let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
@@ -135,7 +137,8 @@ impl HttpServer {
             };
             let resp = handler(&req);
             let head_only = req.method == "HEAD";
-            seen.lock().unwrap_or_else(|e| e.into_inner()).push(req);
+            // Recorded before answering, so a client that got its answer finds it recorded.
+            seen.push(req);
             let _ = write_response(&conn, &resp, head_only);
             let _ = conn.shutdown(Shutdown::Write);
         })?;
@@ -169,10 +172,15 @@ impl HttpServer {
     }
     /// Requests received so far.
     pub fn requests(&self) -> Vec<Request> {
-        self.requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.requests.all()
+    }
+    /// The first request (received or arriving within `timeout`) matching `pred`.
+    pub fn wait_for_request(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&Request) -> bool,
+    ) -> Option<Request> {
+        self.requests.wait_for(timeout, pred)
     }
 }
 
@@ -270,6 +278,7 @@ pub fn write_response(mut w: impl Write, resp: &Response, head_only: bool) -> st
 mod tests {
     use super::*;
     use std::io::Read;
+    use std::sync::Mutex;
 
     /// A minimal client: send raw bytes, return (status line, body).
     fn fetch(addr: SocketAddr, raw: &str) -> (String, Vec<u8>) {
@@ -308,6 +317,8 @@ mod tests {
         assert_eq!(status, "HTTP/1.1 404 Not Found");
         let (status, _) = fetch(addr, "DELETE /sub/config.json HTTP/1.1\r\n\r\n");
         assert_eq!(status, "HTTP/1.1 405 Method Not Allowed");
+        let last = srv.wait_for_request(Duration::from_secs(5), |r| r.method == "DELETE");
+        assert_eq!(last.unwrap().path, "/sub/config.json");
         let paths: Vec<String> = srv.requests().into_iter().map(|r| r.path).collect();
         assert_eq!(paths.len(), 5);
         assert_eq!(paths[0], "/sub/config.json?x=1");

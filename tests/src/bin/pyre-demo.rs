@@ -75,7 +75,8 @@ fn run() -> anyhow::Result<()> {
         &format!(
             "pyre verified the root {} after QEMU started (stages: {});\n\
              systemd reached multi-user at {}.\n\
-             Now pressing the machine's power button (ACPI) for a clean shutdown.",
+             Now asking the machine to shut down cleanly (the power button, or\n\
+             Ctrl-Alt-Del when the power button goes unheard).",
             secs(clean.verified_at),
             stages.join(", "),
             secs(clean.multi_user_at)
@@ -87,12 +88,10 @@ fn run() -> anyhow::Result<()> {
         summary.push((format!("  pyre init stage {n}"), format!("{s:.2} s")));
     }
     let down = clean.vm.powerdown(scaled(SHUTDOWN_GRACE))?;
-    let how = if down.killed {
-        "killed (no clean shutdown)"
-    } else {
-        "clean shutdown"
-    };
-    summary.push((format!("clean boot: {how}"), secs(down.elapsed)));
+    summary.push((
+        format!("clean boot: shutdown via {} (after asking)", down.via),
+        secs(down.took),
+    ));
     drop(clean);
 
     let work = work_dir().join("demo");
