@@ -105,6 +105,12 @@ impl Manifest {
     pub fn decode(bytes: &[u8]) -> Result<Manifest, ManifestError> {
         codec::decode(bytes)
     }
+
+    /// Only the header's excludes (what a walk needs before the entries are parsed); the
+    /// full `decode` still has to accept the manifest.
+    pub fn decode_excludes(bytes: &[u8]) -> Result<Vec<Vec<u8>>, ManifestError> {
+        codec::decode_excludes(bytes)
+    }
 }
 
 /// `sha256:<hex>` of the manifest bytes: what a signature, a kernel argument or a report pins.
