@@ -38,15 +38,15 @@ pub enum VerifyError {
     /// The signature file exists but is malformed, made by another key, or does not match.
     #[error("checking the manifest signature: {0}")]
     Signature(KeyError),
-    #[error("checking the manifest signature: no signature file {path}: {source}")]
+    #[error("checking the manifest signature: no signature file {path}: {error}")]
     MissingSignature {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("reading mount table {path}: {source}")]
+    #[error("reading mount table {path}: {error}")]
     Mountinfo {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -148,18 +148,18 @@ fn read_checked(
     path: &Path,
     pubkey: Option<&Path>,
 ) -> Result<(Vec<u8>, String, Option<String>), VerifyError> {
-    let bytes = std::fs::read(path).map_err(|source| ManifestError::Read {
+    let bytes = std::fs::read(path).map_err(|error| ManifestError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let digest = manifest::digest(&bytes);
     let mut key_id = None;
     if let Some(pk) = pubkey {
         let key = keys::load_public(pk)?;
         let sig_path = keys::sig_path(path);
-        let sig = std::fs::read(&sig_path).map_err(|source| VerifyError::MissingSignature {
+        let sig = std::fs::read(&sig_path).map_err(|error| VerifyError::MissingSignature {
             path: sig_path.clone(),
-            source,
+            error,
         })?;
         keys::verify_digest(&sig_path, &sig, &digest, &key)?;
         key_id = Some(keys::key_id(&key));
@@ -184,9 +184,9 @@ pub fn verify_root(req: &VerifyRequest) -> Result<DriftReport, VerifyError> {
     let started = SystemTime::now();
     let clock = Instant::now();
     let (bytes, digest, signing_key) = read_checked(req.manifest, req.pubkey)?;
-    let mounts_text = std::fs::read(req.mountinfo).map_err(|source| VerifyError::Mountinfo {
+    let mounts_text = std::fs::read(req.mountinfo).map_err(|error| VerifyError::Mountinfo {
         path: req.mountinfo.to_path_buf(),
-        source,
+        error,
     })?;
     let mounts = mountinfo::parse(&mounts_text);
     // The walk needs only the excludes (the header); the entries are parsed meanwhile.

@@ -154,15 +154,10 @@ pub enum ManifestError {
     },
     #[error("bad exclude {path}: {why}")]
     BadExclude { path: String, why: String },
-    #[error("reading {path}: {source}")]
+    #[error("reading manifest {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("writing {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("scanning {root}: {path} is unreadable: {error}")]
     Unreadable {
