@@ -199,7 +199,8 @@ pub fn verify_root(req: &VerifyRequest) -> Result<DriftReport, VerifyError> {
         }
     };
     let (parsed, found) = std::thread::scope(|s| {
-        let parser = s.spawn(|| Manifest::decode(&bytes));
+        // The parser owns the bytes, so they are freed as soon as the entries are parsed.
+        let parser = s.spawn(move || Manifest::decode(&bytes));
         let found = manifest::scan(
             req.root,
             &manifest::ScanOptions {

@@ -1,11 +1,12 @@
 //! Walk a live tree without crossing mount points, describe every entry, hash regular files
 //! in parallel. `seal` turns a scan into a manifest; drift compares a scan with a manifest.
-use nix::sys::stat::{stat, FileStat};
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+use nix::sys::stat::{stat, FileStat};
 
 use super::codec::is_below;
 use super::escape::escape;
