@@ -101,6 +101,7 @@ fn signed_seal_verify_and_signature_failures() {
     // Another key: could not check, never clean.
     let o = run(&[&"verify", &t.root, &"-m", &m, &"--pubkey", &pubkey(&other)]);
     assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("PYRE_SIGNATURE: could not check"));
     assert!(
         stderr(&o).contains("not with the trusted key"),
         "{}",

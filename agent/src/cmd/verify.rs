@@ -1,9 +1,7 @@
 use std::path::Path;
 
-use anyhow::Context;
-
 use super::{Exit, Format, VerifyArgs};
-use crate::drift::{self, VerifyRequest};
+use crate::drift::{self, VerifyError, VerifyRequest};
 
 const MOUNTINFO: &str = "/proc/self/mountinfo";
 const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
@@ -15,8 +13,14 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
         pubkey: args.pubkey.as_deref(),
         mountinfo: Path::new(MOUNTINFO),
     };
-    let mut report = drift::verify_root(&req)
-        .with_context(|| format!("could not check {}", args.root.display()))?;
+    let mut report = drift::verify_root(&req).map_err(|e| {
+        // Signature failures are security events: give them a stable id to alert on.
+        let id = match e {
+            VerifyError::Signature(_) | VerifyError::MissingSignature { .. } => "PYRE_SIGNATURE: ",
+            _ => "",
+        };
+        anyhow::Error::new(e).context(format!("{id}could not check {}", args.root.display()))
+    })?;
     report.boot_id = drift::read_boot_id(Path::new(BOOT_ID));
     let mut out = std::io::stdout().lock();
     match args.format {
