@@ -136,7 +136,11 @@ pub fn scan(root: &Path, opts: &ScanOptions) -> Result<ScanResult, ManifestError
     )
     .map_err(|e| scan_err(e.to_string()))?;
     let outcomes = walk.run(opts.threads);
-    let mut res = ScanResult::default();
+    let total = 1 + outcomes.iter().map(|o| o.found.len()).sum::<usize>();
+    let mut res = ScanResult {
+        entries: Vec::with_capacity(total),
+        ..ScanResult::default()
+    };
     let mut errors: HashMap<Vec<u8>, String> = HashMap::new();
     let mut links: HashMap<(u64, u64), Vec<usize>> = HashMap::new();
     let mut dir_xattrs = HashMap::new();
