@@ -178,3 +178,23 @@ fn hundred_thousand_entries() {
         ]
     );
 }
+
+#[test]
+fn root_through_a_symlink_or_relative_path_seals_the_same() {
+    let t = base_tree();
+    let direct = seal_bytes(&t.root, &[]);
+    let link = t.file("link");
+    std::os::unix::fs::symlink(&t.root, &link).unwrap();
+    assert_eq!(seal_bytes(&link, &[]), direct, "through a symlink");
+    let o = pyre()
+        .current_dir(t.dir.path())
+        .args(["seal", "root", "-o", "relative.manifest"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        fs::read(t.file("relative.manifest")).unwrap(),
+        direct,
+        "relative root"
+    );
+}

@@ -217,7 +217,7 @@ pub fn verify_root(req: &VerifyRequest) -> Result<DriftReport, VerifyError> {
     let m = parsed.map_err(|e| in_file(req.manifest, e))?;
     let found = found?;
     log::debug!("verify: tree scanned and hashed at {:?}", clock.elapsed());
-    let changes = compare::compare(&m.entries, &found.entries);
+    let changes = compare::compare(&m.entries, &found.entries, &m.excludes);
     log::debug!("verify: compared at {:?}", clock.elapsed());
     let mut counts = tally(&changes);
     counts.entries = m.entries.len() as u64;
@@ -303,7 +303,7 @@ pub fn diff(old: &Manifest, old_digest: &str, new: &Manifest, new_digest: &str) 
             state: State::Ok,
         })
         .collect();
-    let changes = compare::compare(&old.entries, &found);
+    let changes = compare::compare(&old.entries, &found, &[]);
     let mut counts = tally(&changes);
     counts.entries = old.entries.len() as u64;
     counts.found = new.entries.len() as u64;

@@ -311,8 +311,14 @@ impl<'a> Walk<'a> {
     }
 }
 
+/// Open a directory below `parent` without following a symlink; the root itself (no parent)
+/// may be given through a symlink.
 fn open_dir(parent: Option<RawFd>, name: &CStr) -> io::Result<OwnedFd> {
-    let fd = openat(parent, name, DIR_FLAGS, Mode::empty())?;
+    let flags = match parent {
+        Some(_) => DIR_FLAGS,
+        None => DIR_FLAGS.difference(OFlag::O_NOFOLLOW),
+    };
+    let fd = openat(parent, name, flags, Mode::empty())?;
     // SAFETY: `openat` just returned this descriptor and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
