@@ -23,7 +23,7 @@ pub enum State {
     /// and its attributes are those of the mounted filesystem. `mount` describes it if known.
     MountPoint {
         excluded: bool,
-        mount: Option<Mount>,
+        mount: Option<Box<Mount>>,
     },
     /// Could not be read (entry, directory listing or content); the error says why.
     Unreadable(String),

@@ -255,7 +255,7 @@ impl<'a> Walk<'a> {
         if st.st_dev != self.dev0 || mount.is_some() {
             state = State::MountPoint {
                 excluded,
-                mount: mount.cloned(),
+                mount: mount.cloned().map(Box::new),
             };
         }
         let descend = entry.kind == Kind::Dir && !excluded && state == State::Ok;
