@@ -7,7 +7,7 @@ STATIC_BIN := $(CURDIR)/target/$(TARGET)/release/pyre
 export PYRE_BIN ?= $(STATIC_BIN)
 export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 1700000000)
 
-.PHONY: all build static deps lint unit e2e test bench image initramfs demo clean
+.PHONY: all build static deps lint unit recipes e2e test bench image initramfs demo clean
 
 all: build
 
@@ -25,9 +25,15 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	bash systemd/verify.sh
+	shellcheck -x image/*.sh initramfs/*.sh scripts/*.sh systemd/*.sh .ci/run
 
 unit:
 	cargo test -p pyre
+
+# The image and initramfs recipes' own checks (cmdline contract, verity layout, module order).
+recipes: static
+	bash image/test.sh
+	bash initramfs/test.sh
 
 image: static
 	bash image/build.sh
@@ -38,7 +44,7 @@ initramfs: static
 e2e: image
 	cargo test -p pyre-tests -- --test-threads=1
 
-test: deps lint unit e2e
+test: deps lint unit recipes e2e
 
 bench: deps static
 	bash tests/bench/run.sh

@@ -51,6 +51,15 @@ chroot "$root" systemctl set-default --quiet multi-user.target
 # A read-only root cannot update itself: no apt timers, no trying to fetch package lists.
 chroot "$root" systemctl disable --quiet apt-daily.timer apt-daily-upgrade.timer 2>/dev/null || true
 
+# Logs go off-host; the journal stays in memory (/run/log/journal). A persistent journal under
+# the /var overlay would hold /var busy at shutdown and only grow RAM use on the tmpfs upper.
+install -d "$root/etc/systemd/journald.conf.d"
+cat > "$root/etc/systemd/journald.conf.d/50-pyre-volatile.conf" <<'JOURNAL'
+# pyre image: the journal lives in /run; pyre ships logs off-host.
+[Journal]
+Storage=volatile
+JOURNAL
+
 # Identity comes at boot: systemd makes a transient machine id when /etc/machine-id is empty,
 # `pyre boot` sets the hostname from the instance config.
 : > "$root/etc/machine-id"

@@ -11,7 +11,7 @@ pkgs=(
   aide                # the peer in `make bench`
   time                # /usr/bin/time for wall/CPU/peak RSS in `make bench`
   systemd             # systemd-analyze verify for the unit files
-  python3             # the local metadata server used by the demo
+  shellcheck          # lints the shell recipes (make lint)
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -24,7 +24,8 @@ fi
 # verify only warns about unknown keys and bad values; any output at all fails the check.
 out="$(systemd-analyze verify --man=no --root="$root" "${units[@]}" 2>&1)" || { echo "$out" >&2; exit 1; }
 if [ -n "$out" ]; then
-  echo "$out" | sed "s|$root/usr/lib/systemd/system/|systemd/|" >&2
+  unitdir="$root/usr/lib/systemd/system/"
+  echo "${out//"$unitdir"/systemd/}" >&2
   exit 1
 fi
 echo "systemd: ${#units[@]} units verified: ${units[*]}"

@@ -19,10 +19,10 @@ const SIG_TAG: &str = "pyre-signature ed25519 ";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: {msg}")]
     Format { path: PathBuf, msg: String },
@@ -87,9 +87,9 @@ fn parse_line(path: &Path, text: &[u8], tag: &str, what: &str) -> Result<[u8; 32
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, KeyError> {
-    std::fs::read(path).map_err(|source| KeyError::Read {
+    std::fs::read(path).map_err(|error| KeyError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 

@@ -101,6 +101,7 @@ fn signed_seal_verify_and_signature_failures() {
     // Another key: could not check, never clean.
     let o = run(&[&"verify", &t.root, &"-m", &m, &"--pubkey", &pubkey(&other)]);
     assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("PYRE_SIGNATURE: could not check"));
     assert!(
         stderr(&o).contains("not with the trusted key"),
         "{}",
@@ -205,6 +206,8 @@ fn excludes_are_recorded_and_applied() {
     assert!(!text.contains("/run/fifo"));
     write(&t.path("run/new"), b"runtime state", 0o644);
     write(&t.path("tmp/x"), b"scratch", 0o644);
+    // An excluded path is checked for existence and type only.
+    fs::set_permissions(t.path("run"), fs::Permissions::from_mode(0o700)).unwrap();
     assert_eq!(code(&run(&[&"verify", &t.root, &"-m", &m])), 0);
     fs::remove_dir_all(t.path("run")).unwrap();
     assert_eq!(code(&run(&[&"verify", &t.root, &"-m", &m])), 1);

@@ -3,6 +3,8 @@ mod common;
 
 use std::fs;
 use std::io::{Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::process::Command;
 
 use common::*;
@@ -104,23 +106,47 @@ fn empty_large_and_sparse_files() {
     assert_eq!(got, want);
 }
 
+/// A tree deeper than PATH_MAX (4096 bytes): only reachable through directory descriptors.
 #[test]
-fn deep_tree() {
-    let t = Tree::empty();
-    let mut p = t.root.clone();
-    for _ in 0..1000 {
-        p.push("d");
+fn tree_deeper_than_path_max() {
+    use nix::fcntl::{openat, OFlag};
+    use nix::sys::stat::{mkdirat, Mode};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    const DEPTH: usize = 2500;
+    let t = Tree::empty_on_tmpfs();
+    let open_dir = |parent: Option<i32>, name: &Path| {
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let fd = openat(parent, name, flags, Mode::empty()).unwrap();
+        // SAFETY: just opened, owned here only.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    };
+    let mut dir = open_dir(None, &t.root);
+    for _ in 0..DEPTH {
+        mkdirat(Some(dir.as_raw_fd()), "d", Mode::from_bits_truncate(0o755)).unwrap();
+        dir = open_dir(Some(dir.as_raw_fd()), Path::new("d"));
     }
-    fs::create_dir_all(&p).unwrap();
-    write(&p.join("leaf"), b"deep", 0o644);
+    let write_leaf = |content: &[u8]| {
+        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_CLOEXEC;
+        let mode = Mode::from_bits_truncate(0o644);
+        let fd = openat(Some(dir.as_raw_fd()), "leaf", flags, mode).unwrap();
+        // SAFETY: just opened, owned here only.
+        let mut f = unsafe { fs::File::from_raw_fd(fd) };
+        f.write_all(content).unwrap();
+    };
+    write_leaf(b"deep");
     t.seal(&[]);
     let m = fs::read_to_string(t.manifest()).unwrap();
-    assert!(m.ends_with("end 1002\n"), "{}", &m[m.len() - 40..]);
+    assert!(
+        m.ends_with(&format!("end {}\n", DEPTH + 2)),
+        "{}",
+        &m[m.len() - 40..]
+    );
     assert!(t.verify().is_clean());
-    fs::write(p.join("leaf"), b"DEEP").unwrap();
+    write_leaf(b"DEEP");
     let got = summary(&t.verify());
     assert_eq!(got.len(), 1);
-    assert!(got[0].0.ends_with("/d/d/leaf") && got[0].1 == "modified");
+    assert!(got[0].0.len() > 4096 && got[0].0.ends_with("/d/d/leaf"));
+    assert_eq!(got[0].1, "modified");
 }
 
 #[test]
@@ -150,5 +176,25 @@ fn hundred_thousand_entries() {
             ("/d050/f500".to_string(), "modified".to_string()),
             ("/d099/f998".to_string(), "removed".to_string()),
         ]
+    );
+}
+
+#[test]
+fn root_through_a_symlink_or_relative_path_seals_the_same() {
+    let t = base_tree();
+    let direct = seal_bytes(&t.root, &[]);
+    let link = t.file("link");
+    std::os::unix::fs::symlink(&t.root, &link).unwrap();
+    assert_eq!(seal_bytes(&link, &[]), direct, "through a symlink");
+    let o = pyre()
+        .current_dir(t.dir.path())
+        .args(["seal", "root", "-o", "relative.manifest"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        fs::read(t.file("relative.manifest")).unwrap(),
+        direct,
+        "relative root"
     );
 }

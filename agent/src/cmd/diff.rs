@@ -1,6 +1,6 @@
 use anyhow::Context;
 
-use super::{DiffArgs, Exit, Format};
+use super::{DiffArgs, Exit};
 use crate::drift;
 
 pub fn run(args: DiffArgs) -> anyhow::Result<Exit> {
@@ -9,14 +9,7 @@ pub fn run(args: DiffArgs) -> anyhow::Result<Exit> {
     let (new, new_digest, _) = drift::load_manifest(&args.new, None)
         .with_context(|| format!("failed to load {}", args.new.display()))?;
     let report = drift::diff(&old, &old_digest, &new, &new_digest);
-    let mut out = std::io::stdout().lock();
-    match args.format {
-        Format::Text => report.render_text(&mut out)?,
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &report)?;
-            std::io::Write::write_all(&mut out, b"\n")?;
-        }
-    }
+    super::verify::emit(args.format, &report, |out| report.render_text(out))?;
     Ok(if report.is_identical() {
         Exit::Clean
     } else {

@@ -10,6 +10,12 @@ use crate::manifest::{self, atomic, mountinfo};
 const MOUNTINFO: &str = "/proc/self/mountinfo";
 
 pub fn run(args: SealArgs) -> anyhow::Result<Exit> {
+    // Load the key first: a bad key should fail before minutes of hashing.
+    let key = match &args.key {
+        Some(k) => Some(keys::load_secret(k).context("failed to load the signing key")?),
+        None => None,
+    };
+    warn_if_inside(&args.root, &args.output);
     let mounts = std::fs::read(MOUNTINFO)
         .map(|t| mountinfo::parse(&t))
         .with_context(|| format!("failed to read the mount table {MOUNTINFO}"))?;
@@ -22,15 +28,16 @@ pub fn run(args: SealArgs) -> anyhow::Result<Exit> {
         .with_context(|| format!("failed to seal {}", args.root.display()))?;
     let bytes = m.encode();
     let digest = manifest::digest(&bytes);
-    // Load the key before writing anything, so a bad key leaves no unsigned manifest behind.
-    let key = match &args.key {
-        Some(k) => Some(keys::load_secret(k).context("failed to load the signing key")?),
-        None => None,
-    };
     atomic::write(&args.output, &bytes, 0o644, true)
         .with_context(|| format!("failed to write manifest {}", args.output.display()))?;
+    let sig = keys::sig_path(&args.output);
+    if key.is_none() && sig.exists() {
+        // A signature of an earlier manifest must not sit next to this one.
+        std::fs::remove_file(&sig)
+            .with_context(|| format!("failed to remove stale signature {}", sig.display()))?;
+        log::warn!("removed the stale signature {}", sig.display());
+    }
     if let Some(key) = key {
-        let sig = keys::sig_path(&args.output);
         atomic::write(
             &sig,
             keys::sign_digest(&key, &digest).as_bytes(),
@@ -47,4 +54,23 @@ pub fn run(args: SealArgs) -> anyhow::Result<Exit> {
     );
     println!("{digest}");
     Ok(Exit::Clean)
+}
+
+/// A manifest written inside the tree it describes shows up as an added file later.
+fn warn_if_inside(root: &Path, output: &Path) {
+    let dir = output.parent().filter(|d| !d.as_os_str().is_empty());
+    let (Ok(root), Ok(dir)) = (
+        std::fs::canonicalize(root),
+        std::fs::canonicalize(dir.unwrap_or(Path::new("."))),
+    ) else {
+        return;
+    };
+    if dir.starts_with(&root) {
+        log::warn!(
+            "the manifest {} is inside the sealed tree {}: verify will report it as added \
+             unless its directory is excluded",
+            output.display(),
+            root.display()
+        );
+    }
 }

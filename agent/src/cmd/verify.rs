@@ -1,9 +1,8 @@
+use std::io::Write;
 use std::path::Path;
 
-use anyhow::Context;
-
 use super::{Exit, Format, VerifyArgs};
-use crate::drift::{self, VerifyRequest};
+use crate::drift::{self, VerifyError, VerifyRequest};
 
 const MOUNTINFO: &str = "/proc/self/mountinfo";
 const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
@@ -15,17 +14,16 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
         pubkey: args.pubkey.as_deref(),
         mountinfo: Path::new(MOUNTINFO),
     };
-    let mut report = drift::verify_root(&req)
-        .with_context(|| format!("could not check {}", args.root.display()))?;
+    let mut report = drift::verify_root(&req).map_err(|e| {
+        // Signature failures are security events: give them a stable id to alert on.
+        let id = match e {
+            VerifyError::Signature(_) | VerifyError::MissingSignature { .. } => "PYRE_SIGNATURE: ",
+            _ => "",
+        };
+        anyhow::Error::new(e).context(format!("{id}could not check {}", args.root.display()))
+    })?;
     report.boot_id = drift::read_boot_id(Path::new(BOOT_ID));
-    let mut out = std::io::stdout().lock();
-    match args.format {
-        Format::Text => report.render_text(&mut out)?,
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &report)?;
-            std::io::Write::write_all(&mut out, b"\n")?;
-        }
-    }
+    emit(args.format, &report, |out| report.render_text(out))?;
     if report.is_clean() {
         Ok(Exit::Clean)
     } else {
@@ -36,5 +34,26 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
             report.changes.len()
         );
         Ok(Exit::Drift)
+    }
+}
+
+/// Print a report to stdout as text or JSON. A reader that went away (`| head`) is not an
+/// error: the exit code still tells the verdict.
+pub(super) fn emit<T: serde::Serialize>(
+    format: Format,
+    report: &T,
+    text: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let written = match format {
+        Format::Text => text(&mut out),
+        Format::Json => serde_json::to_writer_pretty(&mut out, report)
+            .map_err(std::io::Error::from)
+            .and_then(|()| out.write_all(b"\n")),
+    }
+    .and_then(|()| out.flush());
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
     }
 }

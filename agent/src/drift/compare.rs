@@ -208,8 +208,9 @@ impl Cuts {
     }
 }
 
-/// All changes from `expected` to `found`, in path order.
-pub fn compare(expected: &[Entry], found: &[Scanned]) -> Vec<Change> {
+/// All changes from `expected` to `found`, in path order. Paths in `type_only` (the
+/// manifest's excludes, sorted) are only checked for existence and type.
+pub fn compare(expected: &[Entry], found: &[Scanned], type_only: &[Vec<u8>]) -> Vec<Change> {
     let mut changes: Vec<Change> = Vec::new();
     let mut cuts = Cuts::default();
     let (mut i, mut j) = (0, 0);
@@ -249,7 +250,8 @@ pub fn compare(expected: &[Entry], found: &[Scanned]) -> Vec<Change> {
                 let (e, f) = (&expected[i], &found[j]);
                 i += 1;
                 j += 1;
-                if let Some(d) = pair(e, f) {
+                let excluded = type_only.binary_search(&e.path).is_ok();
+                if let Some(d) = pair(e, f, excluded) {
                     let cut = matches!(d, Detail::Shadowed { .. })
                         || (matches!(d, Detail::Unreadable { .. }) && e.kind == Kind::Dir);
                     if cut {
@@ -271,7 +273,7 @@ fn change(path: &[u8], detail: Detail) -> Change {
 }
 
 /// The change at one path present on both sides, if any.
-fn pair(e: &Entry, f: &Scanned) -> Option<Detail> {
+fn pair(e: &Entry, f: &Scanned, excluded: bool) -> Option<Detail> {
     match &f.state {
         State::MountPoint {
             excluded: false,
@@ -289,8 +291,10 @@ fn pair(e: &Entry, f: &Scanned) -> Option<Detail> {
             expected: e.into(),
             actual: (&f.entry).into(),
         }),
-        // An excluded mount point shows the mounted filesystem's attributes: type only.
+        // An excluded path is managed at run time (a mount point shows the mounted
+        // filesystem's attributes): existence and type only.
         State::MountPoint { excluded: true, .. } => None,
+        State::Ok if excluded => None,
         State::Ok => {
             let attributes = attributes(e, &f.entry);
             (!attributes.is_empty()).then_some(Detail::Modified { attributes })

@@ -38,15 +38,15 @@ pub enum VerifyError {
     /// The signature file exists but is malformed, made by another key, or does not match.
     #[error("checking the manifest signature: {0}")]
     Signature(KeyError),
-    #[error("checking the manifest signature: no signature file {path}: {source}")]
+    #[error("checking the manifest signature: no signature file {path}: {error}")]
     MissingSignature {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("reading mount table {path}: {source}")]
+    #[error("reading mount table {path}: {error}")]
     Mountinfo {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -137,54 +137,87 @@ pub fn load_manifest(
     path: &Path,
     pubkey: Option<&Path>,
 ) -> Result<(Manifest, String, Option<String>), VerifyError> {
-    let bytes = std::fs::read(path).map_err(|source| ManifestError::Read {
+    let (bytes, digest, key_id) = read_checked(path, pubkey)?;
+    let m = Manifest::decode(&bytes).map_err(|e| in_file(path, e))?;
+    Ok((m, digest, key_id))
+}
+
+/// The manifest bytes, their digest, and the signing key id when `pubkey` was given and the
+/// detached signature verified (checked before anything parses the bytes).
+fn read_checked(
+    path: &Path,
+    pubkey: Option<&Path>,
+) -> Result<(Vec<u8>, String, Option<String>), VerifyError> {
+    let bytes = std::fs::read(path).map_err(|error| ManifestError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let digest = manifest::digest(&bytes);
     let mut key_id = None;
     if let Some(pk) = pubkey {
         let key = keys::load_public(pk)?;
         let sig_path = keys::sig_path(path);
-        let sig = std::fs::read(&sig_path).map_err(|source| VerifyError::MissingSignature {
+        let sig = std::fs::read(&sig_path).map_err(|error| VerifyError::MissingSignature {
             path: sig_path.clone(),
-            source,
+            error,
         })?;
         keys::verify_digest(&sig_path, &sig, &digest, &key)?;
         key_id = Some(keys::key_id(&key));
     }
-    let m = Manifest::decode(&bytes).map_err(|e| match e {
+    Ok((bytes, digest, key_id))
+}
+
+/// Name the manifest file in a parse error.
+fn in_file(path: &Path, e: ManifestError) -> ManifestError {
+    match e {
         ManifestError::Parse { line, msg } => ManifestError::ParseFile {
             path: path.to_path_buf(),
             line,
             msg,
         },
         other => other,
-    })?;
-    Ok((m, digest, key_id))
+    }
 }
 
 /// Check the live tree at `req.root` against the manifest, reading every regular file fully.
 pub fn verify_root(req: &VerifyRequest) -> Result<DriftReport, VerifyError> {
     let started = SystemTime::now();
     let clock = Instant::now();
-    let (m, digest, signing_key) = load_manifest(req.manifest, req.pubkey)?;
-    let mounts_text = std::fs::read(req.mountinfo).map_err(|source| VerifyError::Mountinfo {
+    let (bytes, digest, signing_key) = read_checked(req.manifest, req.pubkey)?;
+    let mounts_text = std::fs::read(req.mountinfo).map_err(|error| VerifyError::Mountinfo {
         path: req.mountinfo.to_path_buf(),
-        source,
+        error,
     })?;
     let mounts = mountinfo::parse(&mounts_text);
-    log::debug!("verify: manifest loaded in {:?}", clock.elapsed());
-    let found = manifest::scan(
-        req.root,
-        &manifest::ScanOptions {
-            excludes: &m.excludes,
-            mounts: &mounts,
-            threads: manifest::default_threads(),
-        },
-    )?;
+    // The walk needs only the excludes (the header); the entries are parsed meanwhile.
+    let excludes = match Manifest::decode_excludes(&bytes) {
+        Ok(x) => x,
+        Err(e) => {
+            // Report what is wrong with the whole file, not with the header alone.
+            let full = Manifest::decode(&bytes).err().unwrap_or(e);
+            return Err(in_file(req.manifest, full).into());
+        }
+    };
+    let (parsed, found) = std::thread::scope(|s| {
+        // The parser owns the bytes, so they are freed as soon as the entries are parsed.
+        let parser = s.spawn(move || Manifest::decode(&bytes));
+        let found = manifest::scan(
+            req.root,
+            &manifest::ScanOptions {
+                excludes: &excludes,
+                mounts: &mounts,
+                threads: manifest::default_threads(),
+            },
+        );
+        let parsed = parser
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (parsed, found)
+    });
+    let m = parsed.map_err(|e| in_file(req.manifest, e))?;
+    let found = found?;
     log::debug!("verify: tree scanned and hashed at {:?}", clock.elapsed());
-    let changes = compare::compare(&m.entries, &found.entries);
+    let changes = compare::compare(&m.entries, &found.entries, &m.excludes);
     log::debug!("verify: compared at {:?}", clock.elapsed());
     let mut counts = tally(&changes);
     counts.entries = m.entries.len() as u64;
@@ -270,7 +303,7 @@ pub fn diff(old: &Manifest, old_digest: &str, new: &Manifest, new_digest: &str) 
             state: State::Ok,
         })
         .collect();
-    let changes = compare::compare(&old.entries, &found);
+    let changes = compare::compare(&old.entries, &found, &[]);
     let mut counts = tally(&changes);
     counts.entries = old.entries.len() as u64;
     counts.found = new.entries.len() as u64;

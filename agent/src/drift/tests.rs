@@ -63,7 +63,7 @@ fn shadowed_directory_hides_its_subtree_only() {
         excluded: false,
         mount: None,
     };
-    let changes = compare(&exp, &found(&live, &[("/a", mount)]));
+    let changes = compare(&exp, &found(&live, &[("/a", mount)]), &[]);
     assert_eq!(kinds(&changes), vec![("/a".to_string(), "shadowed")]);
     match &changes[0].detail {
         Detail::Shadowed { hidden_entries, .. } => assert_eq!(*hidden_entries, 3),
@@ -80,7 +80,7 @@ fn unreadable_directory_does_not_report_children_removed() {
         .cloned()
         .collect();
     let unreadable = State::Unreadable("listing directory: Permission denied".into());
-    let changes = compare(&exp, &found(&live, &[("/a/y", unreadable)]));
+    let changes = compare(&exp, &found(&live, &[("/a/y", unreadable)]), &[]);
     assert_eq!(kinds(&changes), vec![("/a/y".to_string(), "unreadable")]);
 }
 
@@ -94,7 +94,7 @@ fn type_change_reports_removed_children() {
         .collect();
     live[4] = e("/a/y", Kind::Symlink);
     live[4].target = Some(b"/elsewhere".to_vec());
-    let changes = compare(&exp, &found(&live, &[]));
+    let changes = compare(&exp, &found(&live, &[]), &[]);
     assert_eq!(
         kinds(&changes),
         vec![
@@ -121,7 +121,7 @@ fn excluded_mount_point_checks_type_only() {
         .into_iter()
         .filter(|x| !x.path.starts_with(b"/a/"))
         .collect();
-    assert!(compare(&exp, &found(&live, &[("/a", mount)])).is_empty());
+    assert!(compare(&exp, &found(&live, &[("/a", mount)]), &[b"/a".to_vec()]).is_empty());
 }
 
 #[test]
@@ -145,4 +145,20 @@ fn text_rendering_groups_changes_after_a_summary_line() {
     assert!(!r.is_identical());
     let same = diff(&old, "sha256:00", &old, "sha256:00");
     assert!(same.is_identical());
+}
+
+#[test]
+fn excluded_paths_are_checked_for_type_only() {
+    let exp = tree();
+    let mut live = exp.clone();
+    live[6].mode = 0o600;
+    live[6].sha256 = Some([2; 32]);
+    let excludes = vec![b"/b".to_vec()];
+    assert!(compare(&exp, &found(&live, &[]), &excludes).is_empty());
+    live[6] = e("/b", Kind::Dir);
+    let changes = compare(&exp, &found(&live, &[]), &excludes);
+    assert_eq!(kinds(&changes), vec![("/b".to_string(), "type-changed")]);
+    live.remove(6);
+    let changes = compare(&exp, &found(&live, &[]), &excludes);
+    assert_eq!(kinds(&changes), vec![("/b".to_string(), "removed")]);
 }

@@ -10,7 +10,7 @@
 pub fn escape(raw: &[u8]) -> String {
     if raw.iter().all(|b| b.is_ascii_graphic() && *b != b'\\') {
         // Plain printable ASCII: nothing to escape (and valid UTF-8).
-        return String::from_utf8_lossy(raw).into_owned();
+        return std::str::from_utf8(raw).unwrap_or_default().to_owned();
     }
     let mut out = String::with_capacity(raw.len());
     let mut rest = raw;

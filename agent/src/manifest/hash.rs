@@ -1,8 +1,5 @@
 //! Streaming SHA-256 of one file with a bounded buffer (the walker runs one per core).
-use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
@@ -24,26 +21,6 @@ pub fn hash_reader(r: &mut impl Read, buf: &mut [u8]) -> io::Result<([u8; 32], u
         total += n as u64;
     }
     Ok((h.finalize().into(), total))
-}
-
-/// Open a regular file for hashing: no following symlinks, no atime update when allowed.
-pub fn open(path: &Path) -> io::Result<File> {
-    let base = libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    let f = match File::options()
-        .read(true)
-        .custom_flags(base | libc::O_NOATIME)
-        .open(path)
-    {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-            File::options().read(true).custom_flags(base).open(path)?
-        }
-        r => r?,
-    };
-    let ft = f.metadata()?.file_type();
-    if !ft.is_file() {
-        return Err(io::Error::other("no longer a regular file"));
-    }
-    Ok(f)
 }
 
 /// How many hashing threads to use: one per available core.

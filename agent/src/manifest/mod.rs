@@ -19,6 +19,9 @@ use sha2::{Digest, Sha256};
 /// The format version this build writes and the only one it reads.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// Extended attributes: (raw name, raw value), sorted by name.
+pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// What an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -81,7 +84,7 @@ pub struct Entry {
     /// sort order (the leader names itself).
     pub hardlink: Option<Vec<u8>>,
     /// Extended attributes of every namespace, sorted by raw name.
-    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    pub xattrs: Xattrs,
 }
 
 /// A whole manifest: the excluded paths and the entries sorted by raw path bytes.
@@ -101,6 +104,12 @@ impl Manifest {
     /// Parse manifest bytes strictly: anything but the canonical form is an error.
     pub fn decode(bytes: &[u8]) -> Result<Manifest, ManifestError> {
         codec::decode(bytes)
+    }
+
+    /// Only the header's excludes (what a walk needs before the entries are parsed); the
+    /// full `decode` still has to accept the manifest.
+    pub fn decode_excludes(bytes: &[u8]) -> Result<Vec<Vec<u8>>, ManifestError> {
+        codec::decode_excludes(bytes)
     }
 }
 
@@ -145,15 +154,10 @@ pub enum ManifestError {
     },
     #[error("bad exclude {path}: {why}")]
     BadExclude { path: String, why: String },
-    #[error("reading {path}: {source}")]
+    #[error("reading manifest {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("writing {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("scanning {root}: {path} is unreadable: {error}")]
     Unreadable {

@@ -2,16 +2,17 @@
 //! in parallel. `seal` turns a scan into a manifest; drift compares a scan with a manifest.
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::fs::{self, Metadata};
+use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+
+use nix::sys::stat::{stat, FileStat};
 
 use super::codec::is_below;
 use super::escape::escape;
 use super::mountinfo::Mount;
-use super::walk::Walk;
-use super::{normalize_exclude, xattr, Entry, Kind, Manifest, ManifestError};
+use super::walk::{self, Walk};
+use super::{normalize_exclude, Entry, Kind, Manifest, ManifestError};
 
 /// How an entry was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +23,7 @@ pub enum State {
     /// and its attributes are those of the mounted filesystem. `mount` describes it if known.
     MountPoint {
         excluded: bool,
-        mount: Option<Mount>,
+        mount: Option<Box<Mount>>,
     },
     /// Could not be read (entry, directory listing or content); the error says why.
     Unreadable(String),
@@ -54,38 +55,19 @@ pub struct ScanResult {
     pub bytes_hashed: u64,
 }
 
-fn kind_of(meta: &Metadata) -> Kind {
-    let ft = meta.file_type();
-    if ft.is_dir() {
-        Kind::Dir
-    } else if ft.is_symlink() {
-        Kind::Symlink
-    } else if ft.is_char_device() {
-        Kind::Char
-    } else if ft.is_block_device() {
-        Kind::Block
-    } else if ft.is_fifo() {
-        Kind::Fifo
-    } else if ft.is_socket() {
-        Kind::Socket
-    } else {
-        Kind::File
-    }
-}
-
-/// The attributes `meta` gives (everything but content, target, hardlink and xattrs).
-/// Without metadata (stat failed) all numbers are zero.
-pub(super) fn describe(path: Vec<u8>, meta: Option<&Metadata>) -> Entry {
-    let kind = meta.map_or(Kind::File, kind_of);
-    let rdev = meta.map_or(0, |m| m.rdev());
+/// The attributes a stat gives (everything but content, target, hardlink and xattrs).
+/// Without one (stat failed) all numbers are zero and the kind is a file.
+pub(super) fn describe(path: Vec<u8>, st: Option<&FileStat>) -> Entry {
+    let kind = st.map_or(Kind::File, walk::kind_of);
+    let rdev = st.map_or(0, |s| s.st_rdev);
     Entry {
         path,
         kind,
-        mode: meta.map_or(0, |m| m.mode() & 0o7777),
-        uid: meta.map_or(0, |m| m.uid()),
-        gid: meta.map_or(0, |m| m.gid()),
-        size: match (kind, meta) {
-            (Kind::File, Some(m)) => m.len(),
+        mode: st.map_or(0, |s| s.st_mode & 0o7777),
+        uid: st.map_or(0, |s| s.st_uid),
+        gid: st.map_or(0, |s| s.st_gid),
+        size: match (kind, st) {
+            (Kind::File, Some(s)) => s.st_size as u64,
             _ => 0,
         },
         sha256: None,
@@ -141,34 +123,36 @@ pub fn scan(root: &Path, opts: &ScanOptions) -> Result<ScanResult, ManifestError
         root: root.to_path_buf(),
         msg,
     };
-    let root_meta = fs::metadata(root).map_err(|e| scan_err(format!("stat of the root: {e}")))?;
-    if !root_meta.is_dir() {
+    let root_st = stat(root).map_err(|e| scan_err(format!("stat of the root: {e}")))?;
+    if walk::kind_of(&root_st) != Kind::Dir {
         return Err(scan_err("the root is not a directory".into()));
     }
-    let mut root_entry = describe(b"/".to_vec(), Some(&root_meta));
-    let mut root_state = State::Ok;
-    match xattr::list(root) {
-        Ok(x) => root_entry.xattrs = x,
-        Err(e) => root_state = State::Unreadable(format!("reading xattrs: {e}")),
-    }
+    let root_entry = describe(b"/".to_vec(), Some(&root_st));
     let walk = Walk::new(
         root,
-        root_meta.dev(),
+        root_st.st_dev,
         opts.excludes.iter().map(|x| x.as_slice()).collect(),
         mounts_below(root, opts.mounts),
-    );
+    )
+    .map_err(|e| scan_err(e.to_string()))?;
     let outcomes = walk.run(opts.threads);
-    let mut res = ScanResult::default();
+    let total = 1 + outcomes.iter().map(|o| o.found.len()).sum::<usize>();
+    let mut res = ScanResult {
+        entries: Vec::with_capacity(total),
+        ..ScanResult::default()
+    };
     let mut errors: HashMap<Vec<u8>, String> = HashMap::new();
     let mut links: HashMap<(u64, u64), Vec<usize>> = HashMap::new();
+    let mut dir_xattrs = HashMap::new();
     res.entries.push(Scanned {
         entry: root_entry,
-        state: root_state,
+        state: State::Ok,
     });
     for o in outcomes {
         res.files_hashed += o.files_hashed;
         res.bytes_hashed += o.bytes_hashed;
         errors.extend(o.dir_errors);
+        dir_xattrs.extend(o.dir_xattrs);
         for f in o.found {
             let s = &f.scanned;
             let linkable =
@@ -193,11 +177,14 @@ pub fn scan(root: &Path, opts: &ScanOptions) -> Result<ScanResult, ManifestError
             res.entries[*i].entry.hardlink = Some(leader.clone());
         }
     }
-    if !errors.is_empty() {
-        for s in &mut res.entries {
-            if let Some(e) = errors.remove(&s.entry.path) {
-                s.state = State::Unreadable(e);
-            }
+    for s in res.entries.iter_mut().filter(|s| s.entry.kind == Kind::Dir) {
+        match dir_xattrs.remove(&s.entry.path) {
+            Some(Ok(x)) => s.entry.xattrs = x,
+            Some(Err(e)) => s.state = State::Unreadable(format!("reading xattrs: {e}")),
+            None => {}
+        }
+        if let Some(e) = errors.remove(&s.entry.path) {
+            s.state = State::Unreadable(e);
         }
     }
     res.entries

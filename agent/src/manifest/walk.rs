@@ -1,15 +1,26 @@
 //! The parallel walker: worker threads share one stack of jobs (directories to list, files to
 //! hash), so listing and hashing both use every core and hashing starts with the first file.
+//!
+//! Everything below the root goes through directory descriptors (`openat`, `fstatat`,
+//! `readlinkat`, `flistxattr`): no path is resolved twice, and trees deeper than `PATH_MAX`
+//! work. Only the xattrs of entries that are neither listed nor hashed (symlinks, devices,
+//! excluded directories, mount points) are read by path, as Linux has no `llistxattrat`.
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, Metadata};
+use std::ffi::{CStr, CString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use nix::dir::Dir;
+use nix::fcntl::{openat, readlinkat, OFlag};
+use nix::sys::stat::{fstatat, FileStat, Mode};
 
 use super::mountinfo::Mount;
 use super::scan::{describe, full_path, join, Scanned, State};
-use super::{hash, xattr, Kind};
+use super::{hash, xattr, Kind, Xattrs};
 
 /// A scanned entry with the identity needed to group hardlinks.
 pub struct Found {
@@ -20,10 +31,18 @@ pub struct Found {
 }
 
 enum Job {
-    /// List the directory at this relative path.
-    Dir(Vec<u8>),
-    /// Hash this regular file (and read its xattrs through the open descriptor).
-    File(Box<Found>),
+    /// List the directory `name` of `parent` (the root itself when `parent` is `None`).
+    Dir {
+        parent: Option<Arc<OwnedFd>>,
+        name: CString,
+        rel: Vec<u8>,
+    },
+    /// Hash the regular file `name` of `parent` and read its xattrs through the descriptor.
+    File {
+        parent: Arc<OwnedFd>,
+        name: CString,
+        found: Box<Found>,
+    },
 }
 
 struct Queue {
@@ -40,6 +59,8 @@ pub struct Outcome {
     pub found: Vec<Found>,
     /// Directories whose listing failed, with the error.
     pub dir_errors: Vec<(Vec<u8>, String)>,
+    /// Xattrs of listed directories, read through the listing descriptor.
+    pub dir_xattrs: Vec<(Vec<u8>, io::Result<Xattrs>)>,
     pub files_hashed: u64,
     pub bytes_hashed: u64,
 }
@@ -53,25 +74,48 @@ pub struct Walk<'a> {
     wake: Condvar,
 }
 
+const DIR_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC);
+
+pub fn kind_of(st: &FileStat) -> Kind {
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFDIR => Kind::Dir,
+        libc::S_IFLNK => Kind::Symlink,
+        libc::S_IFCHR => Kind::Char,
+        libc::S_IFBLK => Kind::Block,
+        libc::S_IFIFO => Kind::Fifo,
+        libc::S_IFSOCK => Kind::Socket,
+        _ => Kind::File,
+    }
+}
+
 impl<'a> Walk<'a> {
     pub fn new(
         root: &'a Path,
         dev0: u64,
         excludes: HashSet<&'a [u8]>,
         mounts: HashMap<Vec<u8>, Mount>,
-    ) -> Self {
-        Walk {
+    ) -> io::Result<Self> {
+        let name = CString::new(root.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "root path contains NUL"))?;
+        Ok(Walk {
             root,
             dev0,
             excludes,
             mounts,
             queue: Mutex::new(Queue {
-                jobs: vec![Job::Dir(b"/".to_vec())],
+                jobs: vec![Job::Dir {
+                    parent: None,
+                    name,
+                    rel: b"/".to_vec(),
+                }],
                 pending: 1,
                 idle: 0,
             }),
             wake: Condvar::new(),
-        }
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -113,9 +157,24 @@ impl<'a> Walk<'a> {
             let Some(job) = job else { break };
             let mut new = Vec::new();
             match job {
-                Job::Dir(rel) => self.list(&rel, &mut out, &mut new),
-                Job::File(f) => self.hash(*f, &mut buf, &mut out),
+                Job::Dir { parent, name, rel } => {
+                    let fd = parent.as_deref().map(|p| p.as_raw_fd());
+                    match open_dir(fd, &name) {
+                        Ok(dir) => self.list(Arc::new(dir), &rel, &mut out, &mut new),
+                        Err(e) => out
+                            .dir_errors
+                            .push((rel, format!("opening directory: {e}"))),
+                    }
+                }
+                Job::File {
+                    parent,
+                    name,
+                    found,
+                } => self.hash(&parent, &name, *found, &mut buf, &mut out),
             }
+            // Files last, so they are taken first: a directory's descriptor closes as soon as
+            // its files are hashed, which keeps the number of open descriptors small.
+            new.sort_by_key(|j| matches!(j, Job::File { .. }));
             let mut q = self.lock();
             let n = new.len();
             q.pending = q.pending + n - 1;
@@ -131,72 +190,78 @@ impl<'a> Walk<'a> {
         out
     }
 
-    fn list(&self, dir: &[u8], out: &mut Outcome, jobs: &mut Vec<Job>) {
-        let listing = match fs::read_dir(full_path(self.root, dir)) {
+    fn list(&self, dir: Arc<OwnedFd>, rel: &[u8], out: &mut Outcome, jobs: &mut Vec<Job>) {
+        let dfd = dir.as_raw_fd();
+        out.dir_xattrs.push((rel.to_vec(), xattr::list_fd(&*dir)));
+        // nix's Dir owns (and closes) its descriptor: give it a duplicate to read from.
+        let listing = nix::unistd::dup(dfd).and_then(Dir::from_fd);
+        let mut listing = match listing {
             Ok(l) => l,
             Err(e) => {
                 out.dir_errors
-                    .push((dir.to_vec(), format!("listing directory: {e}")));
+                    .push((rel.to_vec(), format!("listing directory: {e}")));
                 return;
             }
         };
-        for child in listing {
+        for child in listing.iter() {
             let child = match child {
                 Ok(c) => c,
                 Err(e) => {
                     out.dir_errors
-                        .push((dir.to_vec(), format!("listing directory: {e}")));
+                        .push((rel.to_vec(), format!("listing directory: {e}")));
                     return;
                 }
             };
-            let rel = join(dir, child.file_name().as_bytes());
-            // DirEntry::metadata is fstatat(dirfd, name, AT_SYMLINK_NOFOLLOW): no path walk.
-            let meta = match child.metadata() {
-                Ok(m) => m,
+            let name = child.file_name();
+            if name.to_bytes() == b"." || name.to_bytes() == b".." {
+                continue;
+            }
+            let child_rel = join(rel, name.to_bytes());
+            match fstatat(Some(dfd), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(st) => self.entry(&dir, name, child_rel, &st, out, jobs),
                 Err(e) => {
-                    let kind = match child.file_type() {
-                        Ok(ft) if ft.is_dir() => Kind::Dir,
-                        Ok(ft) if ft.is_symlink() => Kind::Symlink,
+                    let mut entry = describe(child_rel, None);
+                    entry.kind = match child.file_type() {
+                        Some(nix::dir::Type::Directory) => Kind::Dir,
+                        Some(nix::dir::Type::Symlink) => Kind::Symlink,
                         _ => Kind::File,
                     };
-                    let mut entry = describe(rel, None);
-                    entry.kind = kind;
-                    out.found
-                        .push(found(entry, State::Unreadable(format!("stat: {e}")), None));
-                    continue;
+                    let state = State::Unreadable(format!("stat: {e}"));
+                    out.found.push(found(entry, state, None));
                 }
-            };
-            self.entry(rel, &child.path(), &meta, out, jobs);
+            }
         }
     }
 
     fn entry(
         &self,
+        dir: &Arc<OwnedFd>,
+        name: &CStr,
         rel: Vec<u8>,
-        full: &Path,
-        meta: &Metadata,
+        st: &FileStat,
         out: &mut Outcome,
         jobs: &mut Vec<Job>,
     ) {
-        let mut entry = describe(rel, Some(meta));
+        let mut entry = describe(rel, Some(st));
         let mut state = State::Ok;
         if entry.kind == Kind::Symlink {
-            match fs::read_link(full) {
-                Ok(t) => entry.target = Some(t.into_os_string().into_vec()),
+            match readlinkat(Some(dir.as_raw_fd()), name) {
+                Ok(t) => entry.target = Some(t.into_vec()),
                 Err(e) => state = State::Unreadable(format!("reading link: {e}")),
             }
         }
         let excluded = self.excludes.contains(entry.path.as_slice());
         let mount = self.mounts.get(&entry.path);
-        if meta.dev() != self.dev0 || mount.is_some() {
+        if st.st_dev != self.dev0 || mount.is_some() {
             state = State::MountPoint {
                 excluded,
-                mount: mount.cloned(),
+                mount: mount.cloned().map(Box::new),
             };
         }
-        // Regular files get their xattrs through the descriptor opened for hashing.
-        if entry.kind != Kind::File || state != State::Ok {
-            match xattr::list(full) {
+        let descend = entry.kind == Kind::Dir && !excluded && state == State::Ok;
+        let hash = entry.kind == Kind::File && state == State::Ok;
+        if !descend && !hash {
+            match xattr::list(&full_path(self.root, &entry.path)) {
                 Ok(x) => entry.xattrs = x,
                 Err(e) if state == State::Ok => {
                     state = State::Unreadable(format!("reading xattrs: {e}"))
@@ -204,22 +269,27 @@ impl<'a> Walk<'a> {
                 Err(_) => {}
             }
         }
-        let descend = entry.kind == Kind::Dir && !excluded && state == State::Ok;
-        let hash = entry.kind == Kind::File && state == State::Ok;
+        let name = name.to_owned();
         if descend {
-            jobs.push(Job::Dir(entry.path.clone()));
-        }
-        let f = found(entry, state, Some(meta));
-        if hash {
-            jobs.push(Job::File(Box::new(f)));
+            jobs.push(Job::Dir {
+                parent: Some(dir.clone()),
+                name,
+                rel: entry.path.clone(),
+            });
+            out.found.push(found(entry, state, Some(st)));
+        } else if hash {
+            jobs.push(Job::File {
+                parent: dir.clone(),
+                name,
+                found: Box::new(found(entry, state, Some(st))),
+            });
         } else {
-            out.found.push(f);
+            out.found.push(found(entry, state, Some(st)));
         }
     }
 
-    fn hash(&self, mut f: Found, buf: &mut [u8], out: &mut Outcome) {
-        let full = full_path(self.root, &f.scanned.entry.path);
-        let result = hash::open(&full)
+    fn hash(&self, dir: &OwnedFd, name: &CStr, mut f: Found, buf: &mut [u8], out: &mut Outcome) {
+        let result = open_file(dir.as_raw_fd(), name)
             .map_err(|e| (e, "opening"))
             .and_then(|mut file| {
                 let x = xattr::list_fd(&file).map_err(|e| (e, "reading xattrs"))?;
@@ -241,11 +311,39 @@ impl<'a> Walk<'a> {
     }
 }
 
-fn found(entry: super::Entry, state: State, meta: Option<&Metadata>) -> Found {
+/// Open a directory below `parent` without following a symlink; the root itself (no parent)
+/// may be given through a symlink.
+fn open_dir(parent: Option<RawFd>, name: &CStr) -> io::Result<OwnedFd> {
+    let flags = match parent {
+        Some(_) => DIR_FLAGS,
+        None => DIR_FLAGS.difference(OFlag::O_NOFOLLOW),
+    };
+    let fd = openat(parent, name, flags, Mode::empty())?;
+    // SAFETY: `openat` just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Open a regular file for hashing: never following a symlink, never blocking on a FIFO that
+/// replaced the file since it was listed, without updating atime where allowed.
+fn open_file(dir: RawFd, name: &CStr) -> io::Result<File> {
+    let base = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+    let fd = match openat(Some(dir), name, base | OFlag::O_NOATIME, Mode::empty()) {
+        Err(nix::errno::Errno::EPERM) => openat(Some(dir), name, base, Mode::empty())?,
+        r => r?,
+    };
+    // SAFETY: `openat` just returned this descriptor and nothing else owns it.
+    let file = unsafe { File::from_raw_fd(fd) };
+    if !file.metadata()?.file_type().is_file() {
+        return Err(io::Error::other("no longer a regular file"));
+    }
+    Ok(file)
+}
+
+fn found(entry: super::Entry, state: State, st: Option<&FileStat>) -> Found {
     Found {
         scanned: Scanned { entry, state },
-        dev: meta.map_or(0, |m| m.dev()),
-        ino: meta.map_or(0, |m| m.ino()),
-        nlink: meta.map_or(0, |m| m.nlink()),
+        dev: st.map_or(0, |s| s.st_dev),
+        ino: st.map_or(0, |s| s.st_ino),
+        nlink: st.map_or(0, |s| s.st_nlink),
     }
 }
