@@ -76,9 +76,10 @@ pub fn boot_clean(builder: QemuBuilder, digest: &str) -> Result<CleanBoot, Scena
         || format!("the verified-root line carries no stage times: {line:?}"),
     )?;
     // After switch_root the line comes through the journal, tagged `pyre[<pid>]: `.
-    let service_said = text
-        .lines()
-        .any(|l| l.split_once(&verified).is_some_and(|(pre, _)| pre.ends_with("]: ")));
+    let service_said = text.lines().any(|l| {
+        l.split_once(&verified)
+            .is_some_and(|(pre, _)| pre.ends_with("]: "))
+    });
     check(&vm, service_said, || {
         "pyre-verified.service did not repeat the verified-root line after switch_root".into()
     })?;
