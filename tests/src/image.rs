@@ -203,6 +203,20 @@ impl Cmdline {
         self
     }
 
+    /// Boot into a one-shot bash `script` instead of multi-user: systemd-run-generator runs it
+    /// (output to the journal and console) with systemd-networkd up for DHCP, then powers the
+    /// machine off. The script may contain neither `$` (systemd expands it) nor `"` (it
+    /// delimits the kernel parameter).
+    pub fn run_in_guest(&mut self, script: &str) -> Result<&mut Cmdline, String> {
+        if script.contains(['$', '"']) {
+            return Err(format!("guest script {script:?} contains $ or \""));
+        }
+        self.set("systemd.unit", "kernel-command-line.target")
+            .set("systemd.wants", "systemd-networkd.service")
+            .set("systemd.run", &format!("\"/bin/bash -c '{script}'\""));
+        Ok(self)
+    }
+
     /// A copy whose root hash differs in its last hex digit: well-formed but wrong.
     pub fn with_wrong_root_hash(&self) -> Option<Cmdline> {
         let hash = self.get(ROOT_HASH)?;
@@ -246,6 +260,20 @@ mod tests {
             "pyre.root=/dev/vdb pyre.verity.roothash=abc0 pyre.verity.salt=00 \
              pyre.manifest.digest=sha256:ff ro new=1 pyre.debug"
         );
+    }
+
+    #[test]
+    fn run_in_guest_boots_into_the_script() {
+        let mut c = Cmdline::parse("ro");
+        c.run_in_guest("echo hi >/dev/tcp/10.0.2.2/80").unwrap();
+        assert_eq!(
+            c.to_string(),
+            "ro systemd.unit=kernel-command-line.target systemd.wants=systemd-networkd.service \
+             systemd.run=\"/bin/bash -c 'echo hi >/dev/tcp/10.0.2.2/80'\""
+        );
+        let err = c.run_in_guest("echo $HOME").unwrap_err();
+        assert!(err.contains("contains $"), "{err}");
+        assert!(c.run_in_guest("echo \"x\"").is_err());
     }
 
     #[test]
