@@ -25,7 +25,7 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	bash systemd/verify.sh
-	shellcheck -x image/*.sh initramfs/*.sh scripts/*.sh systemd/*.sh .ci/run
+	shellcheck -x image/*.sh initramfs/*.sh scripts/*.sh systemd/*.sh tests/bench/*.sh .ci/run
 
 unit:
 	cargo test -p pyre

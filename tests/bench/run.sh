@@ -76,7 +76,7 @@ measure() {
 
 declare -A WALL CPU RSS
 for t in "${TOOLS[@]}"; do
-  read -r WALL[$t] CPU[$t] RSS[$t] < <(measure "$t")
+  read -r "WALL[$t]" "CPU[$t]" "RSS[$t]" < <(measure "$t")
 done
 
 printf '\nReference root: Debian 12 minbase + systemd, %s entries, %s MB; %s cores; median of %s warm runs\n\n' \
