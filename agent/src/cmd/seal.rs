@@ -38,13 +38,7 @@ pub fn run(args: SealArgs) -> anyhow::Result<Exit> {
         log::warn!("removed the stale signature {}", sig.display());
     }
     if let Some(key) = key {
-        atomic::write(
-            &sig,
-            keys::sign_digest(&key, &digest).as_bytes(),
-            0o644,
-            true,
-        )
-        .with_context(|| format!("failed to write signature {}", sig.display()))?;
+        super::sign::write_signature(&key, &digest, &args.output)?;
     }
     log::info!(
         "sealed {} entries of {} into {}",

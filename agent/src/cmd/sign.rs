@@ -12,14 +12,18 @@ pub fn run(args: SignArgs) -> anyhow::Result<Exit> {
     Manifest::decode(&bytes)
         .with_context(|| format!("refusing to sign {}", args.manifest.display()))?;
     let digest = manifest::digest(&bytes);
-    let sig = keys::sig_path(&args.manifest);
-    atomic::write(
-        &sig,
-        keys::sign_digest(&key, &digest).as_bytes(),
-        0o644,
-        true,
-    )
-    .with_context(|| format!("failed to write signature {}", sig.display()))?;
+    write_signature(&key, &digest, &args.manifest)?;
     println!("{digest}");
     Ok(Exit::Clean)
+}
+
+/// Write the detached signature of `digest` next to `manifest` (as MANIFEST.sig).
+pub(crate) fn write_signature(
+    key: &ed25519_dalek::SigningKey,
+    digest: &str,
+    manifest: &std::path::Path,
+) -> anyhow::Result<()> {
+    let sig = keys::sig_path(manifest);
+    atomic::write(&sig, keys::sign_digest(key, digest).as_bytes(), 0o644, true)
+        .with_context(|| format!("failed to write signature {}", sig.display()))
 }
