@@ -38,4 +38,4 @@ pub mod vm;
 
 pub use image::Image;
 pub use qemu::QemuBuilder;
-pub use vm::{Exited, Shutdown, Vm};
+pub use vm::{Exited, Shutdown, Vm, VIA_POWER_BUTTON};

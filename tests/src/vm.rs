@@ -37,6 +37,9 @@ const SHUTTING_DOWN: &[&str] = &[
     "reboot: ",
 ];
 
+/// [`Shutdown::via`] when the guest powered off on the ACPI power button (a cloud's "stop").
+pub const VIA_POWER_BUTTON: &str = "ACPI power button";
+
 /// How [`Vm::powerdown`] ended.
 #[derive(Debug, Clone, Copy)]
 pub struct Shutdown {
@@ -179,7 +182,7 @@ impl Vm {
     pub fn powerdown(&mut self, grace: Duration) -> Result<Shutdown, QemuError> {
         let asked = Instant::now();
         let ways = [
-            ("system_powerdown", "ACPI power button"),
+            ("system_powerdown", VIA_POWER_BUTTON),
             ("sendkey ctrl-alt-delete", "Ctrl-Alt-Del"),
         ];
         for (command, via) in ways {

@@ -10,7 +10,7 @@ use pyre_tests::markers::{CODE_DRIFT, CODE_ROOT_MOUNT, CODE_SIGNATURE, CODE_VERI
 use pyre_tests::report::record;
 use pyre_tests::scenario::{boot_clean, boot_refused, scaled, Refused, SHUTDOWN_GRACE};
 use pyre_tests::tamper::{initrd_signed_by_other_key, tamper_root, TAMPER_CANDIDATES};
-use pyre_tests::QemuBuilder;
+use pyre_tests::{QemuBuilder, VIA_POWER_BUTTON};
 
 fn image() -> Image {
     Image::locate().unwrap_or_else(|e| panic!("{e}"))
@@ -68,7 +68,7 @@ fn clean_boot_reaches_multi_user_with_a_verified_root() {
     // A cloud's "stop instance" is the ACPI power button: systemd-logind must act on it.
     assert_eq!(
         down.via,
-        "ACPI power button",
+        VIA_POWER_BUTTON,
         "the guest did not power off on the ACPI power button (needs evdev in the image); {}",
         boot.vm.console_context()
     );

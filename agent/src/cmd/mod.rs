@@ -1,8 +1,12 @@
 //! Command-line surface (clap derive) and the thin shells behind each subcommand.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::keys;
+use crate::manifest::atomic;
 
 pub mod boot_report;
 pub mod diff;
@@ -137,4 +141,16 @@ pub struct BootReportArgs {
     /// The record written by `pyre init`.
     #[arg(long, default_value = "/run/pyre/boot.json")]
     pub record: PathBuf,
+}
+
+/// Write the detached signature of `digest` next to `manifest` (as MANIFEST.sig): shared by
+/// `seal --key` and `sign`.
+pub(crate) fn write_signature(
+    key: &ed25519_dalek::SigningKey,
+    digest: &str,
+    manifest: &Path,
+) -> anyhow::Result<()> {
+    let sig = keys::sig_path(manifest);
+    atomic::write(&sig, keys::sign_digest(key, digest).as_bytes(), 0o644, true)
+        .with_context(|| format!("failed to write signature {}", sig.display()))
 }

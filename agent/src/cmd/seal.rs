@@ -38,7 +38,7 @@ pub fn run(args: SealArgs) -> anyhow::Result<Exit> {
         log::warn!("removed the stale signature {}", sig.display());
     }
     if let Some(key) = key {
-        super::sign::write_signature(&key, &digest, &args.output)?;
+        super::write_signature(&key, &digest, &args.output)?;
     }
     log::info!(
         "sealed {} entries of {} into {}",
