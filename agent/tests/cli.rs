@@ -258,7 +258,9 @@ fn diff_reports_changes_between_manifests() {
 /// reported as such (never clean), and the directory's sealed children are not "removed".
 #[test]
 fn unreadable_entries_as_unprivileged_user() {
-    let t = base_tree();
+    // The tree and a copy of the binary sit where uid 65534 can reach them, wherever the
+    // checkout lives (a clone under a 0700 directory must pass too).
+    let t = base_tree_reachable();
     // Everything readable by others, except what the test makes unreadable.
     fs::set_permissions(t.path("etc/shadow"), fs::Permissions::from_mode(0o644)).unwrap();
     for p in ["var/lib/app", "var/lib/app/state", "var/lib/app/more"] {
@@ -270,7 +272,8 @@ fn unreadable_entries_as_unprivileged_user() {
     fs::set_permissions(t.manifest(), fs::Permissions::from_mode(0o644)).unwrap();
     fs::set_permissions(t.path("etc/shadow"), fs::Permissions::from_mode(0o000)).unwrap();
     fs::set_permissions(t.path("var/lib/app"), fs::Permissions::from_mode(0o000)).unwrap();
-    let o = pyre()
+    let o = t
+        .pyre_copy()
         .args(["verify", "--format", "json", "-m"])
         .arg(t.manifest())
         .arg(&t.root)

@@ -27,6 +27,35 @@ impl Tree {
         Tree::empty_in(&std::env::temp_dir())
     }
 
+    /// A tree an unprivileged user can reach: under the temp dir when every ancestor of it
+    /// is world-traversable, otherwise under /tmp (a checkout or `TMPDIR` inside a 0700
+    /// home must not decide whether the test can run).
+    pub fn empty_reachable() -> Tree {
+        let tmp = std::env::temp_dir();
+        let parent = if world_traversable(&tmp) {
+            tmp
+        } else {
+            PathBuf::from("/tmp")
+        };
+        assert!(
+            world_traversable(&parent),
+            "no world-traversable temp dir ({}) for an unprivileged test",
+            parent.display()
+        );
+        Tree::empty_in(&parent)
+    }
+
+    /// A copy of the `pyre` binary inside the tree's temp dir (mode 0755): the binary under
+    /// `target/` may sit in a directory other users cannot traverse (a clone in /root).
+    pub fn pyre_copy(&self) -> Command {
+        let bin = self.file("pyre");
+        if !bin.exists() {
+            fs::copy(env!("CARGO_BIN_EXE_pyre"), &bin).unwrap();
+            fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        Command::new(bin)
+    }
+
     /// A tree on tmpfs when the machine has /dev/shm: for trees of very many files, which
     /// ext4 creates slowly when inodes were recently freed.
     pub fn empty_on_tmpfs() -> Tree {
@@ -142,8 +171,25 @@ pub fn mknod(p: &Path, kind: nix::sys::stat::SFlag, major: u64, minor: u64) {
 
 /// A small tree with one of every kind of entry and attribute the manifest records.
 pub fn base_tree() -> Tree {
+    base_tree_in(Tree::empty())
+}
+
+/// [`base_tree`] in a place an unprivileged user can reach (see [`Tree::empty_reachable`]).
+pub fn base_tree_reachable() -> Tree {
+    base_tree_in(Tree::empty_reachable())
+}
+
+/// Every directory from `/` down to `dir` lets others search it (mode o+x).
+pub fn world_traversable(dir: &Path) -> bool {
+    dir.ancestors().all(|d| {
+        fs::metadata(d)
+            .map(|m| m.permissions().mode() & 0o001 != 0)
+            .unwrap_or(false)
+    })
+}
+
+fn base_tree_in(t: Tree) -> Tree {
     use nix::sys::stat::SFlag;
-    let t = Tree::empty();
     let p = |r: &str| t.path(r);
     mkdir(&p("etc"), 0o755);
     write(&p("etc/passwd"), b"root:x:0:0:root:/root:/bin/sh\n", 0o644);
