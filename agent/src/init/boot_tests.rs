@@ -19,7 +19,7 @@ const MANIFEST: &[u8] = b"pyre-manifest v1\n/ d 0755 0 0\n";
 /// (root, manifest, keys, mountinfo) of one verify call.
 type Seen = (PathBuf, PathBuf, Vec<PathBuf>, PathBuf);
 
-struct Scripted {
+pub(super) struct Scripted {
     answer: Result<Verified, VerifyFailure>,
     seen: RefCell<Vec<Seen>>,
 }
@@ -37,7 +37,7 @@ impl RootVerifier for Scripted {
     }
 }
 
-fn clean() -> Scripted {
+pub(super) fn clean() -> Scripted {
     let v = Verified {
         manifest_digest: manifest_digest(MANIFEST),
         entries: 9912,
@@ -56,13 +56,13 @@ fn failing(f: VerifyFailure) -> Scripted {
     }
 }
 
-struct Fixture {
+pub(super) struct Fixture {
     _dir: tempfile::TempDir,
-    paths: InitPaths,
+    pub(super) paths: InitPaths,
 }
 
 /// A fake initramfs in a temp dir: the files pyre reads are real, side effects are recorded.
-fn fixture(extra_cmdline: &str) -> Fixture {
+pub(super) fn fixture(extra_cmdline: &str) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let r = dir.path();
     let paths = InitPaths {
@@ -99,7 +99,7 @@ fn fixture(extra_cmdline: &str) -> Fixture {
 
 /// A fake block device 254:`minor` in sysfs and /dev: the image's root (its verity
 /// superblock at the hash offset) or a blank disk of the same size.
-fn add_disk(p: &InitPaths, name: &str, minor: u32, root: bool) {
+pub(super) fn add_disk(p: &InitPaths, name: &str, minor: u32, root: bool) {
     let class = p.sys.join("class/block").join(name);
     std::fs::create_dir_all(&class).unwrap();
     std::fs::create_dir_all(&p.dev).unwrap();
@@ -114,7 +114,7 @@ fn add_disk(p: &InitPaths, name: &str, minor: u32, root: bool) {
     }
 }
 
-fn host_with_disk() -> RecordingHost {
+pub(super) fn host_with_disk() -> RecordingHost {
     let h = RecordingHost::new();
     h.dm_dev.set(253 << 8); // 253:0
     h
@@ -136,7 +136,7 @@ fn mount_op(
     }
 }
 
-fn dm_ops(ops: &[Op]) -> Vec<(DmCmd, dm::Decoded)> {
+pub(super) fn dm_ops(ops: &[Op]) -> Vec<(DmCmd, dm::Decoded)> {
     ops.iter()
         .filter_map(|op| match op {
             Op::DmIoctl { request, buf, .. } => {
@@ -506,44 +506,4 @@ fn a_long_drift_report_is_cut_on_the_console() {
     let lines = h.lines();
     assert!(lines.contains(&"... 300 more report lines not shown".to_string()));
     assert!(lines.len() < MAX_REPORT_LINES + 5);
-}
-
-#[test]
-fn a_data_disk_that_took_vda_is_never_handed_to_device_mapper() {
-    let f = fixture("");
-    let p = &f.paths;
-    std::fs::remove_dir_all(p.sys.join("class/block/vda")).unwrap();
-    add_disk(p, "vda", 0, false);
-    add_disk(p, "vdb", 16, true);
-    let h = host_with_disk();
-    boot(&h, p, &clean(), &[]).unwrap();
-    let calls = dm_ops(&h.ops());
-    let table = calls[2].1.target.as_ref().unwrap();
-    assert!(
-        table
-            .params
-            .starts_with("1 254:16 254:16 4096 4096 100 101 sha256 "),
-        "{}",
-        table.params
-    );
-    let lines = h.lines().join("\n");
-    assert!(
-        lines.contains("also seen: vda (254:0, 0.4 MiB): no verity superblock at offset 409600"),
-        "{lines}"
-    );
-
-    // pyre.root pointing at the data disk: it is not the root, nothing is loaded.
-    let f = fixture("pyre.root=/dev/vda pyre.root-wait=2");
-    let p = &f.paths;
-    std::fs::remove_dir_all(p.sys.join("class/block/vda")).unwrap();
-    add_disk(p, "vda", 0, false);
-    add_disk(p, "vdb", 16, true);
-    let h = host_with_disk();
-    let err = boot(&h, p, &clean(), &[]).unwrap_err();
-    assert_eq!(err.code(), "PYRE-INIT-ROOT-DEVICE");
-    assert!(
-        err.to_string().contains("on pyre.root=/dev/vda) within 2s"),
-        "{err}"
-    );
-    assert!(dm_ops(&h.ops()).is_empty(), "no device-mapper call at all");
 }

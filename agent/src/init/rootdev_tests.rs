@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::boot;
+use super::boot_tests::{add_disk, clean, dm_ops, fixture, host_with_disk};
 use super::dm::VerityParams;
 use super::rootdev::*;
 use crate::host::RecordingHost;
@@ -311,4 +313,44 @@ fn a_block_node_of_another_device_is_not_read() {
         ))
     );
     assert!(Path::new(&node).exists());
+}
+
+#[test]
+fn a_data_disk_that_took_vda_is_never_handed_to_device_mapper() {
+    let f = fixture("");
+    let p = &f.paths;
+    std::fs::remove_dir_all(p.sys.join("class/block/vda")).unwrap();
+    add_disk(p, "vda", 0, false);
+    add_disk(p, "vdb", 16, true);
+    let h = host_with_disk();
+    boot(&h, p, &clean(), &[]).unwrap();
+    let calls = dm_ops(&h.ops());
+    let table = calls[2].1.target.as_ref().unwrap();
+    assert!(
+        table
+            .params
+            .starts_with("1 254:16 254:16 4096 4096 100 101 sha256 "),
+        "{}",
+        table.params
+    );
+    let lines = h.lines().join("\n");
+    assert!(
+        lines.contains("also seen: vda (254:0, 0.4 MiB): no verity superblock at offset 409600"),
+        "{lines}"
+    );
+
+    // pyre.root pointing at the data disk: it is not the root, nothing is loaded.
+    let f = fixture("pyre.root=/dev/vda pyre.root-wait=2");
+    let p = &f.paths;
+    std::fs::remove_dir_all(p.sys.join("class/block/vda")).unwrap();
+    add_disk(p, "vda", 0, false);
+    add_disk(p, "vdb", 16, true);
+    let h = host_with_disk();
+    let err = boot(&h, p, &clean(), &[]).unwrap_err();
+    assert_eq!(err.code(), "PYRE-INIT-ROOT-DEVICE");
+    assert!(
+        err.to_string().contains("on pyre.root=/dev/vda) within 2s"),
+        "{err}"
+    );
+    assert!(dm_ops(&h.ops()).is_empty(), "no device-mapper call at all");
 }
