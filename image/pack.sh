@@ -7,8 +7,11 @@
 #   [hash-offset, +4096)       verity superblock (veritysetup format 1, sha256, salt, uuid)
 #   [hash-offset + 4096, ...)  the hash tree; its first block is the device-mapper table's
 #                              <hash_start_block> = hash-offset / 4096 + 1
-# Salt and UUIDs are derived from the content, so the same tree gives the same bytes.
-# PYRE_ROOT_DEVICE: the root device the guest sees (default /dev/vda, QEMU's first virtio disk).
+# Salt and UUIDs are derived from the content, so the same tree gives the same bytes. The
+# verity superblock's UUID is pinned as pyre.verity.uuid: `pyre init` finds the root by it
+# (with data-blocks and salt) among all block devices, never by the kernel's name for a disk.
+# PYRE_ROOT_DEVICE: optional pyre.root= override (e.g. /dev/nvme0n1); default none. Even then
+# the device must carry the matching verity superblock.
 # PYRE_EROFS_COMPRESS: an mkfs.erofs compressor (lz4, lz4hc); default none (see docs/image.md).
 set -euo pipefail
 # shellcheck source=image/lib.sh
@@ -30,14 +33,16 @@ data_blocks=$((size / 4096))
 log "erofs: $((size / 1048576)) MiB, $data_blocks blocks${compress[*]:+ (${compress[*]})}"
 
 salt=$(sha256sum "$img" | cut -d' ' -f1)
+uuid=$(as_uuid "$salt")
 out=$(veritysetup format --hash=sha256 --data-block-size=4096 --hash-block-size=4096 \
   --data-blocks="$data_blocks" --hash-offset="$size" --salt="$salt" \
-  --uuid="$(as_uuid "$salt")" "$img" "$img")
+  --uuid="$uuid" "$img" "$img")
 roothash=$(sed -n 's/^Root hash:[[:space:]]*//p' <<<"$out")
 [[ $roothash =~ ^[0-9a-f]{64}$ ]] || die "no root hash in veritysetup output: $out"
 veritysetup verify --hash-offset="$size" "$img" "$img" "$roothash"
 log "verity: root hash $roothash, hash area $((($(stat -c %s "$img") - size) / 1024)) KiB, verified"
 
-echo "pyre.root=${PYRE_ROOT_DEVICE:-/dev/vda} pyre.verity.roothash=$roothash pyre.verity.salt=$salt" \
+echo "${PYRE_ROOT_DEVICE:+pyre.root=$PYRE_ROOT_DEVICE }pyre.verity.uuid=$uuid" \
+  "pyre.verity.roothash=$roothash pyre.verity.salt=$salt" \
   "pyre.verity.data-blocks=$data_blocks pyre.verity.hash-offset=$size" \
   "pyre.manifest.digest=sha256:$digest ro" > "$cmdline"

@@ -33,7 +33,10 @@ cmdline=$(cat "$t/cmdline.txt")
 param() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$cmdline"; }
 digest=$(sha256sum "$t/manifest" | cut -d' ' -f1)
 [ "$(wc -l < "$t/cmdline.txt")" -eq 1 ] && ok "cmdline.txt is one line" || fail "cmdline.txt lines"
-[[ $cmdline =~ ^pyre\.root=/dev/vda\ .*\ ro$ ]] && ok "root device and ro" || fail "cmdline: $cmdline"
+[[ $cmdline =~ ^pyre\.verity\.uuid=[0-9a-f-]{36}\ .*\ ro$ ]] && ok "verity uuid first, ro last" ||
+  fail "cmdline: $cmdline"
+[[ $cmdline != *pyre.root=* ]] && ok "no pyre.root: the root is found by its uuid, not its name" ||
+  fail "cmdline names a root device: $cmdline"
 [ "$(param pyre.manifest.digest)" = "sha256:$digest" ] && ok "manifest digest pinned" ||
   fail "digest $(param pyre.manifest.digest) != sha256:$digest"
 roothash=$(param pyre.verity.roothash) salt=$(param pyre.verity.salt)
@@ -47,6 +50,9 @@ blocks=$(param pyre.verity.data-blocks) off=$(param pyre.verity.hash-offset)
 [ "$(od -An -c -j "$off" -N 6 "$t/rootfs.img" | tr -d ' ')" = verity ] &&
   ok "verity superblock at hash-offset" || fail "no verity superblock at $off"
 dump=$(veritysetup dump --hash-offset="$off" "$t/rootfs.img")
+uuid=$(param pyre.verity.uuid)
+grep -Eq "^UUID:[[:space:]]+$uuid$" <<<"$dump" && [ "${uuid//-/}" = "${salt:0:32}" ] &&
+  ok "superblock uuid $uuid pinned (derived from the salt)" || fail "uuid $uuid; superblock: $dump"
 grep -Eq "Data blocks:[[:space:]]+$blocks$" <<<"$dump" && grep -Eq "Hash algorithm:[[:space:]]+sha256$" <<<"$dump" &&
   grep -Eq "Data block size:[[:space:]]+4096$" <<<"$dump" && grep -Eq "Hash block size:[[:space:]]+4096$" <<<"$dump" &&
   ok "superblock: sha256, 4096-byte blocks, $blocks data blocks" || fail "superblock: $dump"
@@ -56,6 +62,9 @@ veritysetup verify --hash-offset="$off" "$t/rootfs.img" "$t/rootfs.img" "$rootha
 bash "$here/pack.sh" "$root" "$t/manifest" "$t/again.img" "$t/again.txt" 2> /dev/null
 cmp -s "$t/rootfs.img" "$t/again.img" && cmp -s "$t/cmdline.txt" "$t/again.txt" &&
   ok "reproducible" || fail "two packs differ"
+PYRE_ROOT_DEVICE=/dev/nvme0n1 bash "$here/pack.sh" "$root" "$t/manifest" "$t/ovr.img" "$t/ovr.txt" 2> /dev/null
+[ "$(cat "$t/ovr.txt")" = "pyre.root=/dev/nvme0n1 $cmdline" ] &&
+  ok "PYRE_ROOT_DEVICE adds a pyre.root override" || fail "override: $(cat "$t/ovr.txt")"
 
 bash "$here/check.sh" "$t/rootfs.img" "$t/manifest" "$t/k.key.pub" > /dev/null 2>&1 &&
   ok "check.sh: the mounted erofs matches the manifest" || fail "check.sh rejected a good image"

@@ -118,5 +118,12 @@ if build PYRE_INITRD_COMPRESS=lzma; then fail "bad compressor accepted"; else
     fail "bad compressor error: $(cat "$t/log")"
 fi
 
+# The shipped list: pyre init scans every block device for the root's verity superblock, so
+# every disk driver a root (or an attached volume) may sit behind is loaded before the scan.
+for want in virtio_blk virtio_scsi nvme; do
+  grep -Eq "^$want([[:space:]]|$)" "$here/modules" && ok "initramfs/modules lists $want" ||
+    fail "initramfs/modules lacks $want"
+done
+
 [ "$fails" -eq 0 ] || { echo "$fails failure(s)" >&2; exit 1; }
 echo "initramfs tests: all passed"

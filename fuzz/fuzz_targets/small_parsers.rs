@@ -1,10 +1,12 @@
-//! Fuzz the other parsers of untrusted bytes: key files, signature files and mountinfo. None
-//! may panic; a signature made up by the fuzzer must never verify.
+//! Fuzz the other parsers of untrusted bytes: key files, signature files, mountinfo and the
+//! verity superblock read from any attached disk. None may panic; a signature made up by the
+//! fuzzer must never verify; a superblock is the root's only with the pinned uuid and salt.
 #![no_main]
 
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
+use pyre::init::rootdev::{judge, Verdict, Want, SUPERBLOCK_SIZE};
 use pyre::keys;
 use pyre::manifest::mountinfo;
 
@@ -17,6 +19,22 @@ fuzz_target!(|data: &[u8]| {
     let signer = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
     let digest = "sha256:00";
     assert!(keys::verify_digest(p, data, digest, &signer.verifying_key()).is_err());
+    let mut sb = [0u8; SUPERBLOCK_SIZE];
+    let n = data.len().min(SUPERBLOCK_SIZE);
+    sb[..n].copy_from_slice(&data[..n]);
+    let want = Want {
+        uuid: [7; 16],
+        data_blocks: 100,
+        hash_offset: 409_600,
+        salt: vec![0xaa, 0x55],
+        only: None,
+    };
+    if judge(&sb, &want) == Verdict::Root {
+        assert_eq!(
+            (&sb[16..32], &sb[88..90]),
+            (&[7u8; 16][..], &[0xaa, 0x55][..])
+        );
+    }
     for m in mountinfo::parse(data) {
         // Fields are space-separated: no parsed field may contain one.
         assert!(!m.fstype.contains(' ') && !m.source.contains(' '));

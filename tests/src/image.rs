@@ -240,25 +240,26 @@ impl fmt::Display for Cmdline {
 mod tests {
     use super::*;
 
-    const LINE: &str = "pyre.root=/dev/vda pyre.verity.roothash=abc0 pyre.verity.salt=00 \
+    const LINE: &str = "pyre.verity.uuid=00-0 pyre.verity.roothash=abc0 pyre.verity.salt=00 \
                         pyre.manifest.digest=sha256:ff ro\n";
 
     #[test]
     fn cmdline_get_set_and_wrong_hash() {
         let mut c = Cmdline::parse(LINE);
-        assert_eq!(c.get("pyre.root"), Some("/dev/vda"));
+        assert_eq!(c.get("pyre.verity.uuid"), Some("00-0"));
+        assert_eq!(c.get("pyre.root"), None);
         assert_eq!(c.get("ro"), None);
         assert_eq!(c.get("pyre.verity"), None);
         let wrong = c.with_wrong_root_hash().unwrap();
         assert_eq!(wrong.get(ROOT_HASH), Some("abc1"));
         assert_eq!(c.get(ROOT_HASH), Some("abc0"));
-        c.set("pyre.root", "/dev/vdb")
-            .set("new", "1")
+        c.set("pyre.verity.uuid", "11-1")
+            .set("pyre.root", "/dev/vdb")
             .push("pyre.debug");
         assert_eq!(
             c.to_string(),
-            "pyre.root=/dev/vdb pyre.verity.roothash=abc0 pyre.verity.salt=00 \
-             pyre.manifest.digest=sha256:ff ro new=1 pyre.debug"
+            "pyre.verity.uuid=11-1 pyre.verity.roothash=abc0 pyre.verity.salt=00 \
+             pyre.manifest.digest=sha256:ff ro pyre.root=/dev/vdb pyre.debug"
         );
     }
 

@@ -37,5 +37,5 @@ pub mod tamper;
 pub mod vm;
 
 pub use image::Image;
-pub use qemu::QemuBuilder;
+pub use qemu::{blank_disk, Bus, QemuBuilder};
 pub use vm::{Exited, Shutdown, Vm, VIA_POWER_BUTTON};

@@ -4,6 +4,16 @@
 /// systemd reached multi-user (its status line, colours stripped, or the getty prompt).
 pub const MULTI_USER: &[&str] = &["Reached target multi-user.target", " login: "];
 
+/// systemd reached pyre-ready.target: this boot's root was verified, workloads may start.
+/// (systemd shortens the unit name with `…` when the status line is too long for 80 columns.)
+pub const PYRE_READY: &[&str] = &[
+    "Reached target pyre-ready.target",
+    "Reached target pyre-ready.…",
+];
+
+/// pyre init's root-device stage line; the device it chose follows.
+pub const ROOT_DEVICE: &str = "pyre init: root-device: ";
+
 /// Any of these means systemd (PID 1 after switch_root) started.
 pub const SYSTEMD_STARTED: &[&str] = &["systemd[1]:", "Welcome to "];
 
@@ -87,5 +97,7 @@ mod tests {
             "pyre init: BOOT REFUSED [PYRE-INIT-DRIFT]"
         );
         assert_eq!(present(text, &["x", "qq"]), ["x"]);
+        let ready = "[  OK  ] Reached target pyre-ready.…verified and the server may serve.";
+        assert_eq!(present(ready, PYRE_READY).len(), 1);
     }
 }

@@ -42,8 +42,34 @@ pub enum QemuError {
     },
 }
 
+/// How an extra disk is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bus {
+    /// `-device virtio-blk-pci` (the guest's `vdX`).
+    Virtio,
+    /// `-device nvme`, one controller per disk (the guest's `nvmeNn1`).
+    Nvme,
+}
+
+/// An extra raw disk image with a serial number (what a volume selector matches on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disk {
+    pub file: PathBuf,
+    pub bus: Bus,
+    pub serial: String,
+    /// Placed before the root disk on QEMU's command line, so it enumerates first (takes vda).
+    pub before_root: bool,
+}
+
+/// Create (or truncate to) a sparse, all-zero raw disk image of `bytes`.
+pub fn blank_disk(path: &Path, bytes: u64) -> std::io::Result<PathBuf> {
+    File::create(path)?.set_len(bytes)?;
+    Ok(path.to_path_buf())
+}
+
 /// One machine to boot. Defaults to exactly the user command of docs/image.md plus
-/// `-no-reboot`; the initrd, root disk and command line can be swapped for scenarios.
+/// `-no-reboot`; the initrd, root disk and command line can be swapped and data disks added
+/// for scenarios.
 #[derive(Debug, Clone)]
 pub struct QemuBuilder {
     pub scenario: String,
@@ -56,6 +82,7 @@ pub struct QemuBuilder {
     pub echo: bool,
     pub monitor: bool,
     pub extra: Vec<OsString>,
+    pub disks: Vec<Disk>,
     pub log_dir: PathBuf,
 }
 
@@ -72,6 +99,7 @@ impl QemuBuilder {
             echo: false,
             monitor: false,
             extra: Vec::new(),
+            disks: Vec::new(),
             log_dir: log_dir(),
         }
     }
@@ -105,6 +133,23 @@ impl QemuBuilder {
         a.push(file);
         self.arg("-fw_cfg").arg(a)
     }
+    /// Attach raw `file` as a data disk on `bus` with `serial`, after the root disk.
+    pub fn disk(mut self, bus: Bus, file: impl Into<PathBuf>, serial: &str) -> Self {
+        self.disks.push(Disk {
+            file: file.into(),
+            bus,
+            serial: serial.to_string(),
+            before_root: false,
+        });
+        self
+    }
+    /// Like [`QemuBuilder::disk`], but ahead of the root disk: it enumerates first, so the
+    /// kernel's first name (vda) goes to it and the root moves on.
+    pub fn disk_before_root(self, bus: Bus, file: impl Into<PathBuf>, serial: &str) -> Self {
+        let mut b = self.disk(bus, file, serial);
+        b.disks.last_mut().expect("just pushed").before_root = true;
+        b
+    }
     /// Extra QEMU arguments.
     pub fn arg(mut self, a: impl Into<OsString>) -> Self {
         self.extra.push(a.into());
@@ -119,12 +164,37 @@ impl QemuBuilder {
         std::env::temp_dir().join(format!("pyre-{}-{}.mon", std::process::id(), self.scenario))
     }
 
+    /// `-drive if=none,… -device …` for each extra disk placed before (or after) the root.
+    fn disk_args(&self, before_root: bool) -> Vec<OsString> {
+        let mut a = Vec::new();
+        for (i, d) in self.disks.iter().enumerate() {
+            if d.before_root != before_root {
+                continue;
+            }
+            let id = format!("disk{i}");
+            let mut drive = OsString::from(format!("if=none,id={id},format=raw,file="));
+            drive.push(qemu_escape(&d.file));
+            let device = match d.bus {
+                Bus::Virtio => "virtio-blk-pci",
+                Bus::Nvme => "nvme",
+            };
+            let serial = d.serial.replace(',', ",,");
+            a.extend([
+                "-drive".into(),
+                drive,
+                "-device".into(),
+                format!("{device},drive={id},serial={serial}").into(),
+            ]);
+        }
+        a
+    }
+
     /// The full QEMU argument list.
     pub fn args(&self) -> Vec<OsString> {
         let mut append = OsString::from(self.cmdline.to_string());
         append.push(" console=ttyS0");
         let mut drive = OsString::from("file=");
-        drive.push(&self.rootfs);
+        drive.push(qemu_escape(&self.rootfs));
         drive.push(",if=virtio,format=raw,readonly=on");
         let mut a: Vec<OsString> = vec![
             "-accel".into(),
@@ -138,12 +208,15 @@ impl QemuBuilder {
             self.initrd.clone().into(),
             "-append".into(),
             append,
-            "-drive".into(),
-            drive,
+        ];
+        a.extend(self.disk_args(true));
+        a.extend(["-drive".into(), drive]);
+        a.extend(self.disk_args(false));
+        a.extend([
             "-nic".into(),
             "user,model=virtio-net-pci".into(),
             "-no-reboot".into(),
-        ];
+        ]);
         if self.monitor {
             let mut m = OsString::from("unix:");
             m.push(self.monitor_path());
@@ -215,6 +288,19 @@ impl QemuBuilder {
     }
 }
 
+/// A path as a QEMU option value: commas doubled.
+fn qemu_escape(path: &Path) -> OsString {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let mut out = Vec::new();
+    for &b in path.as_os_str().as_bytes() {
+        out.push(b);
+        if b == b',' {
+            out.push(b',');
+        }
+    }
+    OsString::from_vec(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,7 +313,7 @@ mod tests {
             rootfs: "/img/rootfs.img".into(),
             manifest: "/img/manifest".into(),
             manifest_sig: "/img/manifest.sig".into(),
-            cmdline: Cmdline::parse("pyre.root=/dev/vda ro"),
+            cmdline: Cmdline::parse("pyre.verity.uuid=0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 ro"),
         }
     }
 
@@ -242,7 +328,7 @@ mod tests {
         assert_eq!(
             args.join(" "),
             "-accel tcg -m 1G -nographic -kernel /img/vmlinuz -initrd /img/initrd.img \
-             -append pyre.root=/dev/vda ro console=ttyS0 \
+             -append pyre.verity.uuid=0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 ro console=ttyS0 \
              -drive file=/img/rootfs.img,if=virtio,format=raw,readonly=on \
              -nic user,model=virtio-net-pci -no-reboot"
         );
@@ -272,6 +358,30 @@ mod tests {
                 "1"
             ]
         );
+    }
+
+    #[test]
+    fn data_disks_go_before_or_after_the_root() {
+        let b = QemuBuilder::new(&fake_image(), "t")
+            .disk_before_root(Bus::Virtio, "/w/data,1.img", "data1")
+            .disk(Bus::Nvme, "/w/n.img", "nvme1");
+        let args: Vec<String> = b
+            .args()
+            .iter()
+            .map(|a| a.to_string_lossy().into())
+            .collect();
+        let from = args.iter().position(|a| a == "-append").unwrap() + 2;
+        assert_eq!(
+            args[from..].join(" "),
+            "-drive if=none,id=disk0,format=raw,file=/w/data,,1.img \
+             -device virtio-blk-pci,drive=disk0,serial=data1 \
+             -drive file=/img/rootfs.img,if=virtio,format=raw,readonly=on \
+             -drive if=none,id=disk1,format=raw,file=/w/n.img -device nvme,drive=disk1,serial=nvme1 \
+             -nic user,model=virtio-net-pci -no-reboot"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let f = blank_disk(&dir.path().join("d.img"), 64 << 20).unwrap();
+        assert_eq!(std::fs::metadata(&f).unwrap().len(), 64 << 20);
     }
 
     /// A stand-in for QEMU (`sh -c`) exercises capture, exit and kill without booting.

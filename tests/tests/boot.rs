@@ -1,4 +1,5 @@
-//! The four boot scenarios of the baked image, under QEMU TCG. They need `make image` first
+//! The four boot scenarios of the baked image, under QEMU TCG (the clean boot with a data disk
+//! that takes vda and an NVMe disk beside it). They need `make image` first
 //! (`make e2e` does it) and run one machine at a time. Deadlines (see `pyre_tests::scenario`):
 //! multi-user within 300 s of QEMU start; a refused boot must have powered the machine off
 //! (QEMU exited by itself) within 240 s. Console logs: $OUT/test-logs/<scenario>.log; times:
@@ -6,11 +7,14 @@
 use std::path::PathBuf;
 
 use pyre_tests::image::{pyre_bin, work_dir, Image};
-use pyre_tests::markers::{CODE_DRIFT, CODE_ROOT_MOUNT, CODE_SIGNATURE, CODE_VERIFY, CODE_VERITY};
+use pyre_tests::markers::{
+    line_with, CODE_DRIFT, CODE_ROOT_MOUNT, CODE_SIGNATURE, CODE_VERIFY, CODE_VERITY, PYRE_READY,
+    ROOT_DEVICE,
+};
 use pyre_tests::report::record;
 use pyre_tests::scenario::{boot_clean, boot_refused, scaled, Refused, SHUTDOWN_GRACE};
 use pyre_tests::tamper::{initrd_signed_by_other_key, tamper_root, TAMPER_CANDIDATES};
-use pyre_tests::{QemuBuilder, VIA_POWER_BUTTON};
+use pyre_tests::{blank_disk, Bus, QemuBuilder, VIA_POWER_BUTTON};
 
 fn image() -> Image {
     Image::locate().unwrap_or_else(|e| panic!("{e}"))
@@ -41,11 +45,25 @@ fn record_refusal(scenario: &str, r: &Refused) {
     record(scenario, "poweroff (QEMU exited)", r.exited.elapsed);
 }
 
+/// The blank data disk: 256 MiB (more than the root, so pyre reads where a superblock would be).
+const DATA_SECTORS: u64 = 524_288;
+
+/// The documented user command plus what every server has: a blank virtio data disk placed so
+/// it enumerates first and takes vda, and an NVMe disk beside it. pyre must find the root by
+/// its verity superblock (vdb), verify it, and reach pyre-ready.target; then a power-button
+/// shutdown.
 #[test]
-fn clean_boot_reaches_multi_user_with_a_verified_root() {
+fn clean_boot_beside_data_disks_reaches_pyre_ready_with_a_verified_root() {
     let image = image();
     let scenario = "clean-boot";
-    let builder = QemuBuilder::new(&image, scenario).monitor(true);
+    let work = Work::new(scenario);
+    let disk = |name: &str, bytes: u64| {
+        blank_disk(&work.0.join(name), bytes).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let builder = QemuBuilder::new(&image, scenario)
+        .monitor(true)
+        .disk_before_root(Bus::Virtio, disk("data1.img", DATA_SECTORS * 512), "data1")
+        .disk(Bus::Nvme, disk("nvme1.img", 64 << 20), "nvme1");
     let mut boot = boot_clean(builder, image.manifest_digest()).unwrap_or_else(|e| panic!("{e}"));
     record(scenario, "pyre verified root", boot.verified_at);
     record(scenario, "multi-user", boot.multi_user_at);
@@ -56,6 +74,24 @@ fn clean_boot_reaches_multi_user_with_a_verified_root() {
             std::time::Duration::from_secs_f64(*secs),
         );
     }
+    let (_, ready_at) = boot
+        .vm
+        .wait_for_any(PYRE_READY, std::time::Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}"));
+    record(scenario, "pyre-ready.target", ready_at);
+    let text = boot.vm.console().text();
+    // The premise: the data disk, not the root, is the kernel's first disk.
+    let vda = format!("[vda] {DATA_SECTORS} 512-byte logical blocks");
+    assert!(
+        text.contains(&vda),
+        "the data disk did not take vda (no {vda:?}); {}",
+        boot.vm.console_context()
+    );
+    let chose = line_with(&text, ROOT_DEVICE).unwrap_or_default();
+    assert!(
+        chose.starts_with(&format!("{ROOT_DEVICE}/dev/vdb (")),
+        "pyre init did not take vdb (the disk with the verity superblock): {chose:?}"
+    );
     let down = boot
         .vm
         .powerdown(scaled(SHUTDOWN_GRACE))

@@ -6,11 +6,8 @@ use super::cmdline::{self, BootParams};
 use super::dm::{self, DmCmd};
 use super::record::{BootRecord, Stage, RECORD_VERSION};
 use super::verify::{RootVerifier, Verified, VerifyInput};
-use super::{modules, InitError, InitPaths, DM_NAME};
+use super::{modules, rootdev, InitError, InitPaths, DM_NAME};
 use crate::host::{errno_text, Host, MsFlags};
-
-/// How often the root device path is checked while waiting for it.
-pub const DEVICE_POLL: Duration = Duration::from_millis(10);
 
 struct Clock<'a> {
     host: &'a dyn Host,
@@ -101,23 +98,17 @@ fn setup(host: &dyn Host, p: &InitPaths) -> Result<((), String), InitError> {
     Ok(((), detail))
 }
 
-fn wait_for_device(
+/// Find the root by its verity superblock among the block devices sysfs lists.
+fn root_device(
     host: &dyn Host,
-    device: &str,
-    deadline: Duration,
-) -> Result<((), String), InitError> {
-    let path = Path::new(device);
-    let t0 = host.now();
-    while !host.exists(path) {
-        if host.now().saturating_sub(t0) >= deadline {
-            return Err(InitError::RootDevice {
-                device: device.to_string(),
-                seconds: deadline.as_secs(),
-            });
-        }
-        host.sleep(DEVICE_POLL);
-    }
-    Ok(((), format!("{device} present")))
+    p: &InitPaths,
+    params: &BootParams,
+) -> Result<(rootdev::Seen, String), InitError> {
+    let want = rootdev::Want::new(&params.verity, params.root_override.as_deref());
+    let mut scanner = rootdev::Scanner::new(&p.sys, &p.dev, want.clone());
+    let found = rootdev::find_root(host, &want, params.root_wait, &mut || scanner.scan())?;
+    let detail = found.detail();
+    Ok((found.root, detail))
 }
 
 fn dm_call(
@@ -144,11 +135,13 @@ fn dm_call(
         })
 }
 
-/// DM_VERSION, DM_DEV_CREATE, DM_TABLE_LOAD (read-only verity), resume; then the node.
+/// DM_VERSION, DM_DEV_CREATE, DM_TABLE_LOAD (read-only verity over `root` by its
+/// major:minor), resume; then the node.
 fn verity(
     host: &dyn Host,
     p: &InitPaths,
     params: &BootParams,
+    root: &rootdev::Seen,
 ) -> Result<(PathBuf, String), InitError> {
     let bad = |e: dm::DmError| InitError::Dm {
         step: "encoding",
@@ -160,7 +153,7 @@ fn verity(
     let mut buf = dm::encode(DM_NAME, 0, None).map_err(bad)?;
     dm_call(host, p, DmCmd::DevCreate, "create", &mut buf)?;
     let dev = dm::decode(&buf).map_err(bad)?.dev;
-    let target = dm::verity_target(&params.verity);
+    let target = dm::verity_target(&params.verity, &root.dev());
     let mut buf = dm::encode(DM_NAME, dm::DM_READONLY_FLAG, Some(&target)).map_err(bad)?;
     dm_call(host, p, DmCmd::TableLoad, "verity table load", &mut buf)?;
     let mut buf = dm::encode(DM_NAME, 0, None).map_err(bad)?;
@@ -177,9 +170,10 @@ fn verity(
     host.mknod_block(&node, major, minor)
         .map_err(|e| mk("creating", e))?;
     let detail = format!(
-        "{} ({major}:{minor}) over {}, {} data blocks, root hash {}",
+        "{} ({major}:{minor}) over {} ({}), {} data blocks, root hash {}",
         node.display(),
-        params.verity.device,
+        root.node.display(),
+        root.dev(),
         params.verity.data_blocks,
         params.verity.root_hash
     );
@@ -381,8 +375,14 @@ pub fn boot(
         let text = String::from_utf8_lossy(&read(&p.cmdline)?).into_owned();
         let params = cmdline::parse(&text)?;
         let detail = format!(
-            "root {} root hash {}",
-            params.verity.device, params.verity.root_hash
+            "root verity uuid {}{}, root hash {}",
+            rootdev::uuid_text(&params.verity.uuid),
+            params
+                .root_override
+                .as_ref()
+                .map(|r| format!(" on {r}"))
+                .unwrap_or_default(),
+            params.verity.root_hash
         );
         Ok((params, detail))
     })?;
@@ -398,10 +398,8 @@ pub fn boot(
             ),
         ))
     })?;
-    clock.stage("root-device", || {
-        wait_for_device(host, &params.verity.device, params.root_wait)
-    })?;
-    let node = clock.stage("verity", || verity(host, p, &params))?;
+    let root = clock.stage("root-device", || root_device(host, p, &params))?;
+    let node = clock.stage("verity", || verity(host, p, &params, &root))?;
     clock.stage("mount", || mount_root(host, p, &node))?;
     let verified = clock.stage("verify", || verify_root(p, &params, verifier))?;
     let record = BootRecord {
@@ -411,7 +409,7 @@ pub fn boot(
         entries: verified.entries,
         bytes_hashed: verified.bytes_hashed,
         root_hash: params.verity.root_hash.clone(),
-        root_device: params.verity.device.clone(),
+        root_device: root.node.display().to_string(),
         started_at: clock.start.as_secs_f64(),
         stages: clock.stages.clone(),
         total_seconds: clock.total(),

@@ -5,18 +5,21 @@ use std::time::Duration;
 
 use super::dm::{self, DmCmd};
 use super::record::BootRecord;
+use super::rootdev_tests::superblock;
 use super::verify::{RootVerifier, Verified, VerifyFailure, VerifyInput};
 use super::*;
 use crate::host::{MsFlags, Op, RecordingHost};
 use crate::manifest::digest as manifest_digest;
 
 const ROOT_HASH: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const UUID: &str = "11111111-1111-1111-1111-111111111111";
+const HASH_OFFSET: u64 = 409_600;
 const MANIFEST: &[u8] = b"pyre-manifest v1\n/ d 0755 0 0\n";
 
 /// (root, manifest, keys, mountinfo) of one verify call.
 type Seen = (PathBuf, PathBuf, Vec<PathBuf>, PathBuf);
 
-struct Scripted {
+pub(super) struct Scripted {
     answer: Result<Verified, VerifyFailure>,
     seen: RefCell<Vec<Seen>>,
 }
@@ -34,7 +37,7 @@ impl RootVerifier for Scripted {
     }
 }
 
-fn clean() -> Scripted {
+pub(super) fn clean() -> Scripted {
     let v = Verified {
         manifest_digest: manifest_digest(MANIFEST),
         entries: 9912,
@@ -53,13 +56,13 @@ fn failing(f: VerifyFailure) -> Scripted {
     }
 }
 
-struct Fixture {
+pub(super) struct Fixture {
     _dir: tempfile::TempDir,
-    paths: InitPaths,
+    pub(super) paths: InitPaths,
 }
 
 /// A fake initramfs in a temp dir: the files pyre reads are real, side effects are recorded.
-fn fixture(extra_cmdline: &str) -> Fixture {
+pub(super) fn fixture(extra_cmdline: &str) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let r = dir.path();
     let paths = InitPaths {
@@ -76,8 +79,8 @@ fn fixture(extra_cmdline: &str) -> Fixture {
     std::fs::create_dir_all(paths.keys()).unwrap();
     std::fs::create_dir_all(&paths.proc).unwrap();
     let cmdline = format!(
-        "console=ttyS0 pyre.root=/dev/vda pyre.verity.roothash={ROOT_HASH} pyre.verity.salt=aa55 \
-         pyre.verity.data-blocks=100 pyre.verity.hash-offset=409600 pyre.manifest.digest={} ro {extra_cmdline}",
+        "console=ttyS0 pyre.verity.uuid={UUID} pyre.verity.roothash={ROOT_HASH} pyre.verity.salt=aa55 \
+         pyre.verity.data-blocks=100 pyre.verity.hash-offset={HASH_OFFSET} pyre.manifest.digest={} ro {extra_cmdline}",
         manifest_digest(MANIFEST)
     );
     std::fs::write(&paths.cmdline, cmdline).unwrap();
@@ -90,13 +93,30 @@ fn fixture(extra_cmdline: &str) -> Fixture {
     std::fs::write(paths.signature(), b"SIG").unwrap();
     std::fs::write(paths.keys().join("build.pub"), b"KEY").unwrap();
     std::fs::write(paths.keys().join("README"), b"not a key").unwrap();
+    add_disk(&paths, "vda", 0, true);
     Fixture { _dir: dir, paths }
 }
 
-fn host_with_disk() -> RecordingHost {
+/// A fake block device 254:`minor` in sysfs and /dev: the image's root (its verity
+/// superblock at the hash offset) or a blank disk of the same size.
+pub(super) fn add_disk(p: &InitPaths, name: &str, minor: u32, root: bool) {
+    let class = p.sys.join("class/block").join(name);
+    std::fs::create_dir_all(&class).unwrap();
+    std::fs::create_dir_all(&p.dev).unwrap();
+    let bytes = HASH_OFFSET + 3 * 4096;
+    std::fs::write(class.join("dev"), format!("254:{minor}\n")).unwrap();
+    std::fs::write(class.join("size"), format!("{}\n", bytes / 512)).unwrap();
+    let node = std::fs::File::create(p.dev.join(name)).unwrap();
+    node.set_len(bytes).unwrap();
+    if root {
+        let sb = superblock([0x11; 16], 100, &[0xaa, 0x55]);
+        std::os::unix::fs::FileExt::write_all_at(&node, &sb, HASH_OFFSET).unwrap();
+    }
+}
+
+pub(super) fn host_with_disk() -> RecordingHost {
     let h = RecordingHost::new();
-    h.dm_dev.set(254 << 8); // 254:0
-    h.add_path_after("/dev/vda", Duration::from_millis(50));
+    h.dm_dev.set(253 << 8); // 253:0
     h
 }
 
@@ -116,7 +136,7 @@ fn mount_op(
     }
 }
 
-fn dm_ops(ops: &[Op]) -> Vec<(DmCmd, dm::Decoded)> {
+pub(super) fn dm_ops(ops: &[Op]) -> Vec<(DmCmd, dm::Decoded)> {
     ops.iter()
         .filter_map(|op| match op {
             Op::DmIoctl { request, buf, .. } => {
@@ -179,7 +199,7 @@ fn a_clean_boot_runs_the_exact_sequence() {
         Op::Mkdir(p.dev.join("mapper")),
         Op::Mknod {
             path: p.dev.join("mapper/pyre-root"),
-            major: 254,
+            major: 253,
             minor: 0,
         },
         Op::Mkdir(sysroot.clone()),
@@ -244,11 +264,7 @@ fn a_clean_boot_runs_the_exact_sequence() {
             "verify"
         ]
     );
-    let waited = record.stages[3].seconds;
-    assert!(
-        (0.05..0.07).contains(&waited),
-        "waited {waited}s for the disk"
-    );
+    assert_eq!(record.root_device, p.dev.join("vda").to_string_lossy());
     let root = p.rootfs.to_string_lossy();
     let tail = vec![
         mount_op(
@@ -322,6 +338,14 @@ fn the_verity_ioctls_carry_the_table() {
     let h = host_with_disk();
     h.dm_dev.set((253 << 8) | 7);
     boot(&h, &f.paths, &clean(), &[]).unwrap();
+    assert!(
+        h.lines()
+            .iter()
+            .any(|l| l.starts_with("pyre init: root-device: ")
+                && l.contains("/dev/vda (254:0, 0.4 MiB) carries the verity superblock")),
+        "{:?}",
+        h.lines()
+    );
     let calls = dm_ops(&h.ops());
     let cmds: Vec<DmCmd> = calls.iter().map(|c| c.0).collect();
     assert_eq!(
@@ -343,7 +367,7 @@ fn the_verity_ioctls_carry_the_table() {
     );
     assert_eq!(
         t.params,
-        format!("1 /dev/vda /dev/vda 4096 4096 100 101 sha256 {ROOT_HASH} aa55")
+        format!("1 254:0 254:0 4096 4096 100 101 sha256 {ROOT_HASH} aa55")
     );
     assert_eq!(calls[3].1.flags, 0, "resume, not suspend");
     assert!(h.ops().contains(&Op::Mknod {
@@ -374,8 +398,10 @@ fn every_failure_is_named_and_powers_off() {
             "PYRE-INIT-CMDLINE", "kernel command line lacks pyre.verity.roothash"),
         ("module", |h, _| { fail_on(h, libc::ENOEXEC, |o| matches!(o, Op::FinitModule(p) if p.ends_with("dm-verity.ko"))); None },
             "PYRE-INIT-MODULES", "loading dm-verity (/lib/modules/dm-verity.ko) failed: ENOEXEC"),
-        ("no disk", |_, p| { rewrite(&p.cmdline, "pyre.root=/dev/vda", "pyre.root=/dev/vdb"); None },
-            "PYRE-INIT-ROOT-DEVICE", "root device /dev/vdb did not appear within 30s"),
+        ("no disk", |_, p| { rewrite(&p.cmdline, UUID, "22222222-2222-2222-2222-222222222222"); None },
+            "PYRE-INIT-ROOT-DEVICE", "no block device carries this image's verity superblock (uuid 22222222-2222-2222-2222-222222222222) within 30s; seen: vda (254:0, 0.4 MiB): verity superblock of another image (uuid 11111111-"),
+        ("two roots", |_, p| { add_disk(p, "vdb", 16, true); None },
+            "PYRE-INIT-ROOT-DEVICE", "/dev/vda and "),
         ("table", |h, _| { fail_on(h, libc::EINVAL, |o| matches!(o, Op::DmIoctl { request, .. } if *request == DmCmd::TableLoad.request())); None },
             "PYRE-INIT-VERITY", "device-mapper verity table load for pyre-root: EINVAL (Invalid argument) (the kernel log"),
         ("bad hash", |h, _| { fail_on(h, libc::EIO, |o| matches!(o, Op::Mount { fstype: Some(t), .. } if t == "erofs")); None },

@@ -1,20 +1,24 @@
 //! The kernel command line contract between the image build and `pyre init`:
 //!
-//! `pyre.root=/dev/vda pyre.verity.roothash=<hex> pyre.verity.salt=<hex>
+//! `pyre.verity.uuid=<uuid> pyre.verity.roothash=<hex> pyre.verity.salt=<hex>
 //!  pyre.verity.data-blocks=<N> pyre.verity.hash-offset=<bytes> pyre.manifest.digest=sha256:<hex>`
-//! plus the optional `pyre.debug` and `pyre.root-wait=<seconds>`. Blocks are 4096 bytes, the
-//! hash is sha256. Unknown `pyre.*` keys are an error (a typo must not silently drop a check);
+//! plus the optional `pyre.debug`, `pyre.root-wait=<seconds>` and `pyre.root=/dev/<name>` (an
+//! override: only that device is considered, and it must still carry the image's verity
+//! superblock; see [`super::rootdev`]). Blocks are 4096 bytes, the hash is sha256. Unknown `pyre.*` keys are an error (a typo must not silently drop a check);
 //! other words belong to the kernel or systemd and are ignored. When a key repeats, the last
 //! value wins, as for the kernel's own parameters.
 use std::time::Duration;
 
 use super::dm::{VerityParams, VERITY_BLOCK};
+use super::rootdev::parse_uuid;
 
 pub const DEFAULT_ROOT_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootParams {
     pub verity: VerityParams,
+    /// `pyre.root`: consider only this device (it must still match the verity superblock).
+    pub root_override: Option<String>,
     /// `sha256:<hex>` of the manifest file.
     pub manifest_digest: String,
     pub root_wait: Duration,
@@ -100,6 +104,7 @@ fn number(key: &'static str, value: &str) -> Result<u64, CmdlineError> {
 #[derive(Default)]
 struct Raw {
     root: Option<String>,
+    uuid: Option<String>,
     roothash: Option<String>,
     salt: Option<String>,
     data_blocks: Option<String>,
@@ -122,6 +127,7 @@ pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
         let slot = match key {
             "debug" => continue,
             "root" => &mut raw.root,
+            "verity.uuid" => &mut raw.uuid,
             "verity.roothash" => &mut raw.roothash,
             "verity.salt" => &mut raw.salt,
             "verity.data-blocks" => &mut raw.data_blocks,
@@ -132,14 +138,23 @@ pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
         };
         *slot = Some(value.unwrap_or_default());
     }
-    let root = raw.root.ok_or(CmdlineError::Missing("pyre.root"))?;
-    if !root.starts_with("/dev/") || root.contains(char::is_whitespace) {
-        return Err(invalid(
-            "pyre.root",
-            &root,
-            "must be a device path under /dev/",
-        ));
+    if let Some(root) = &raw.root {
+        if !root.starts_with("/dev/") || root.contains(char::is_whitespace) {
+            return Err(invalid(
+                "pyre.root",
+                root,
+                "must be a device path under /dev/",
+            ));
+        }
     }
+    let uuid_raw = raw.uuid.ok_or(CmdlineError::Missing("pyre.verity.uuid"))?;
+    let uuid = parse_uuid(&uuid_raw).ok_or_else(|| {
+        invalid(
+            "pyre.verity.uuid",
+            &uuid_raw,
+            "must be a UUID (8-4-4-4-12 hex digits)",
+        )
+    })?;
     let root_hash = raw
         .roothash
         .ok_or(CmdlineError::Missing("pyre.verity.roothash"))?;
@@ -216,12 +231,13 @@ pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
     };
     Ok(BootParams {
         verity: VerityParams {
-            device: root,
+            uuid,
             data_blocks,
             hash_offset,
             root_hash: root_hash.to_ascii_lowercase(),
             salt: salt.to_ascii_lowercase(),
         },
+        root_override: raw.root,
         manifest_digest: manifest_digest.to_ascii_lowercase(),
         root_wait,
         debug: debug_requested(cmdline),
@@ -233,10 +249,11 @@ mod tests {
     use super::*;
 
     const H: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    const U: &str = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
 
     fn good() -> String {
         format!(
-            "BOOT_IMAGE=/vmlinuz console=ttyS0 pyre.root=/dev/vda pyre.verity.roothash={H} \
+            "BOOT_IMAGE=/vmlinuz console=ttyS0 pyre.verity.uuid={U} pyre.verity.roothash={H} \
              pyre.verity.salt=00ff pyre.verity.data-blocks=10 pyre.verity.hash-offset=40960 \
              pyre.manifest.digest=sha256:{H} ro quiet"
         )
@@ -245,7 +262,14 @@ mod tests {
     #[test]
     fn parses_the_contract() {
         let p = parse(&good()).unwrap();
-        assert_eq!(p.verity.device, "/dev/vda");
+        assert_eq!(p.root_override, None);
+        assert_eq!(
+            p.verity.uuid,
+            [
+                0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5, 0xb4, 0xc3, 0xd2,
+                0xe1, 0xf0
+            ]
+        );
         assert_eq!(p.verity.root_hash, H);
         assert_eq!(p.verity.salt, "00ff");
         assert_eq!(p.verity.data_blocks, 10);
@@ -257,34 +281,59 @@ mod tests {
 
     #[test]
     fn optional_parameters_and_overrides() {
-        let cases: &[(&str, bool, u64, &str)] = &[
-            ("pyre.debug", true, 30, "00ff"),
-            ("pyre.debug pyre.root-wait=5", true, 5, "00ff"),
-            ("pyre.debug=1 pyre.debug=0", false, 30, "00ff"),
-            ("pyre.verity.salt=-", false, 30, ""),
-            ("\"pyre.verity.salt=AB\"", false, 30, "ab"),
+        let cases: &[(&str, bool, u64, &str, Option<&str>)] = &[
+            ("pyre.debug", true, 30, "00ff", None),
+            ("pyre.debug pyre.root-wait=5", true, 5, "00ff", None),
+            ("pyre.debug=1 pyre.debug=0", false, 30, "00ff", None),
+            ("pyre.verity.salt=-", false, 30, "", None),
+            ("\"pyre.verity.salt=AB\"", false, 30, "ab", None),
+            (
+                "pyre.root=/dev/nvme0n1p2",
+                false,
+                30,
+                "00ff",
+                Some("/dev/nvme0n1p2"),
+            ),
         ];
-        for (extra, debug, wait, salt) in cases {
+        for (extra, debug, wait, salt, root) in cases {
             let p =
                 parse(&format!("{} {extra}", good())).unwrap_or_else(|e| panic!("{extra}: {e}"));
             assert_eq!(p.debug, *debug, "{extra}");
             assert_eq!(p.root_wait, Duration::from_secs(*wait), "{extra}");
             assert_eq!(p.verity.salt, *salt, "{extra}");
+            assert_eq!(p.root_override.as_deref(), *root, "{extra}");
         }
+        let upper = parse(&good().replace(U, &U.to_ascii_uppercase())).unwrap();
+        assert_eq!(upper.verity.uuid, parse(&good()).unwrap().verity.uuid);
     }
 
     #[test]
     fn bad_lines_name_the_parameter() {
         let cases: &[(&str, &str, &str)] = &[
             (
-                "pyre.root=/dev/vda",
+                &format!("pyre.verity.uuid={U}"),
                 "",
                 "kernel command line lacks pyre.verity.roothash",
             ),
             (
-                "pyre.root=/dev/vda ",
+                &format!("pyre.verity.uuid={U} "),
                 "pyre.verity.roothash=xyz",
                 "pyre.verity.roothash=\"xyz\" is invalid",
+            ),
+            (
+                "pyre.verity.roothash=00",
+                "",
+                "kernel command line lacks pyre.verity.uuid",
+            ),
+            (
+                "",
+                "pyre.verity.uuid=0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+                "pyre.verity.uuid=\"0f1e2d3c4b5a69788796a5b4c3d2e1f0\" is invalid: must be a UUID",
+            ),
+            (
+                "",
+                "pyre.verity.uuid=0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1fg",
+                "must be a UUID",
             ),
             (
                 "",
@@ -333,7 +382,7 @@ mod tests {
             let err = parse(&line).expect_err(extra).to_string();
             assert!(err.contains(want), "{extra}: got {err:?}, want {want:?}");
         }
-        assert_eq!(parse(""), Err(CmdlineError::Missing("pyre.root")));
+        assert_eq!(parse(""), Err(CmdlineError::Missing("pyre.verity.uuid")));
     }
 
     #[test]

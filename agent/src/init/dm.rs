@@ -241,7 +241,8 @@ pub fn dev_major_minor(dev: u64) -> (u32, u32) {
 /// The verity geometry from the kernel command line (4096-byte blocks, sha256).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerityParams {
-    pub device: String,
+    /// The verity superblock's UUID (`veritysetup format --uuid`): which device is the root.
+    pub uuid: [u8; 16],
     pub data_blocks: u64,
     /// Byte offset of the hash area, where `veritysetup format --hash-offset` put its
     /// 4096-byte superblock; the hash tree starts one block later.
@@ -252,8 +253,9 @@ pub struct VerityParams {
 
 pub const VERITY_BLOCK: u64 = 4096;
 
-/// The single `verity` target covering the data area.
-pub fn verity_target(p: &VerityParams) -> Target {
+/// The single `verity` target covering the data area of `device` (a path or `major:minor`;
+/// data and hash tree are on the same device).
+pub fn verity_target(p: &VerityParams, device: &str) -> Target {
     let hash_start_block = p.hash_offset / VERITY_BLOCK + 1;
     let salt = if p.salt.is_empty() { "-" } else { &p.salt };
     Target {
@@ -262,7 +264,7 @@ pub fn verity_target(p: &VerityParams) -> Target {
         target_type: "verity".to_string(),
         params: format!(
             "1 {dev} {dev} {b} {b} {n} {h} sha256 {root} {salt}",
-            dev = p.device,
+            dev = device,
             b = VERITY_BLOCK,
             n = p.data_blocks,
             h = hash_start_block,
@@ -305,7 +307,7 @@ mod tests {
 
     fn params() -> VerityParams {
         VerityParams {
-            device: "/dev/vda".into(),
+            uuid: [7; 16],
             data_blocks: 1000,
             hash_offset: 4096 * 1000,
             root_hash: "ab".repeat(32),
@@ -315,25 +317,28 @@ mod tests {
 
     #[test]
     fn verity_target_line() {
-        let t = verity_target(&params());
+        let t = verity_target(&params(), "254:16");
         assert_eq!(t.length, 8000);
         assert_eq!(t.target_type, "verity");
         let want = format!(
-            "1 /dev/vda /dev/vda 4096 4096 1000 1001 sha256 {} {}",
+            "1 254:16 254:16 4096 4096 1000 1001 sha256 {} {}",
             "ab".repeat(32),
             "cd".repeat(32)
         );
         assert_eq!(t.params, want);
-        let no_salt = verity_target(&VerityParams {
-            salt: String::new(),
-            ..params()
-        });
+        let no_salt = verity_target(
+            &VerityParams {
+                salt: String::new(),
+                ..params()
+            },
+            "/dev/vda",
+        );
         assert!(no_salt.params.ends_with(" -"), "{}", no_salt.params);
     }
 
     #[test]
     fn table_load_round_trips_and_is_laid_out() {
-        let t = verity_target(&params());
+        let t = verity_target(&params(), "/dev/vda");
         let buf = encode("pyre-root", DM_READONLY_FLAG, Some(&t)).unwrap();
         assert_eq!(buf.len(), DM_BUFFER_SIZE);
         assert_eq!(get_u32(&buf, 12) as usize, DM_BUFFER_SIZE);
@@ -363,7 +368,7 @@ mod tests {
         assert_eq!(decode(&[0u8; 100]), Err(DmError::ShortReply(100)));
         let bad = Target {
             params: "a\0b".into(),
-            ..verity_target(&params())
+            ..verity_target(&params(), "/dev/vda")
         };
         assert!(encode("pyre-root", 0, Some(&bad)).is_err());
     }

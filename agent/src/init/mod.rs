@@ -14,11 +14,14 @@ pub mod cmdline;
 pub mod dm;
 pub mod modules;
 pub mod record;
+pub mod rootdev;
 pub mod rootfs;
 pub mod verify;
 
 #[cfg(test)]
 mod boot_tests;
+#[cfg(test)]
+mod rootdev_tests;
 
 pub use boot::boot;
 
@@ -102,10 +105,8 @@ pub enum InitError {
     Cmdline(#[from] cmdline::CmdlineError),
     #[error(transparent)]
     Modules(#[from] modules::ModulesError),
-    #[error(
-        "root device {device} did not appear within {seconds}s (is its driver in modules.load?)"
-    )]
-    RootDevice { device: String, seconds: u64 },
+    #[error(transparent)]
+    RootDevice(#[from] rootdev::RootDevError),
     #[error("device-mapper {step} for {name}: {reason}")]
     Dm {
         step: &'static str,
@@ -145,7 +146,7 @@ impl InitError {
             InitError::Mount { .. } | InitError::Read { .. } => "PYRE-INIT-SETUP",
             InitError::Cmdline(_) => "PYRE-INIT-CMDLINE",
             InitError::Modules(_) => "PYRE-INIT-MODULES",
-            InitError::RootDevice { .. } => "PYRE-INIT-ROOT-DEVICE",
+            InitError::RootDevice(_) => "PYRE-INIT-ROOT-DEVICE",
             InitError::Dm { .. } => "PYRE-INIT-VERITY",
             InitError::RootMount { .. } => "PYRE-INIT-ROOT-MOUNT",
             InitError::NoKeys(_) | InitError::Verify(V::Signature(_)) => "PYRE-INIT-SIGNATURE",
