@@ -49,21 +49,6 @@ pub trait Host {
     fn power_off(&self) -> io::Result<()>;
 }
 
-/// `EIO (Input/output error)`: the errno name and its text, for console messages.
-pub fn errno_text(e: &io::Error) -> String {
-    match e.raw_os_error() {
-        Some(code) => {
-            let name = format!("{:?}", nix::errno::Errno::from_raw(code));
-            let mut text = e.to_string();
-            if let Some(i) = text.find(" (os error") {
-                text.truncate(i);
-            }
-            format!("{name} ({text})")
-        }
-        None => e.to_string(),
-    }
-}
-
 fn nix_err(e: nix::Error) -> io::Error {
     io::Error::from_raw_os_error(e as i32)
 }
@@ -88,13 +73,7 @@ impl Host for RealHost {
     }
 
     fn write_file(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        crate::sys::atomic::write(path, contents, crate::sys::atomic::Options::REPLACE)
     }
 
     fn mknod_block(&self, path: &Path, major: u32, minor: u32) -> io::Result<()> {
@@ -436,15 +415,6 @@ impl Host for RecordingHost {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn errno_text_names_the_errno() {
-        assert_eq!(
-            errno_text(&io::Error::from_raw_os_error(libc::EIO)),
-            "EIO (Input/output error)"
-        );
-        assert_eq!(errno_text(&io::Error::other("plain")), "plain");
-    }
 
     #[test]
     fn recording_host_records_fails_and_keeps_time() {

@@ -2,7 +2,7 @@ use anyhow::Context;
 
 use super::{Exit, KeygenArgs};
 use crate::keys;
-use crate::manifest::atomic;
+use crate::sys::atomic::{self, Options};
 
 pub fn run(args: KeygenArgs) -> anyhow::Result<Exit> {
     let key = keys::generate()?;
@@ -14,15 +14,19 @@ pub fn run(args: KeygenArgs) -> anyhow::Result<Exit> {
     atomic::write(
         &args.output,
         keys::encode_secret(&key).as_bytes(),
-        0o600,
-        args.force,
+        Options {
+            mode: Some(0o600),
+            overwrite: args.force,
+        },
     )
     .with_context(|| format!("failed to write secret key {}", args.output.display()))?;
     atomic::write(
         &public,
         keys::encode_public(&key.verifying_key()).as_bytes(),
-        0o644,
-        args.force,
+        Options {
+            mode: Some(0o644),
+            overwrite: args.force,
+        },
     )
     .with_context(|| format!("failed to write public key {}", public.display()))?;
     println!(

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::keys;
-use crate::manifest::atomic;
+use crate::sys::atomic::{self, Options};
 
 pub mod boot_report;
 pub mod diff;
@@ -151,6 +151,10 @@ pub(crate) fn write_signature(
     manifest: &Path,
 ) -> anyhow::Result<()> {
     let sig = keys::sig_path(manifest);
-    atomic::write(&sig, keys::sign_digest(key, digest).as_bytes(), 0o644, true)
-        .with_context(|| format!("failed to write signature {}", sig.display()))
+    atomic::write(
+        &sig,
+        keys::sign_digest(key, digest).as_bytes(),
+        Options::replace_with_mode(0o644),
+    )
+    .with_context(|| format!("failed to write signature {}", sig.display()))
 }

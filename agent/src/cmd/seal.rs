@@ -5,7 +5,9 @@ use anyhow::Context;
 
 use super::{Exit, SealArgs};
 use crate::keys;
-use crate::manifest::{self, atomic, mountinfo};
+use crate::manifest;
+use crate::sys::atomic::{self, Options};
+use crate::sys::mountinfo;
 
 const MOUNTINFO: &str = "/proc/self/mountinfo";
 
@@ -28,7 +30,7 @@ pub fn run(args: SealArgs) -> anyhow::Result<Exit> {
         .with_context(|| format!("failed to seal {}", args.root.display()))?;
     let bytes = m.encode();
     let digest = manifest::digest(&bytes);
-    atomic::write(&args.output, &bytes, 0o644, true)
+    atomic::write(&args.output, &bytes, Options::replace_with_mode(0o644))
         .with_context(|| format!("failed to write manifest {}", args.output.display()))?;
     let sig = keys::sig_path(&args.output);
     if key.is_none() && sig.exists() {

@@ -7,7 +7,8 @@ use super::dm::{self, DmCmd};
 use super::record::{BootRecord, Stage, RECORD_VERSION};
 use super::verify::{RootVerifier, Verified, VerifyInput};
 use super::{modules, InitError, InitPaths, DM_NAME};
-use crate::host::{errno_text, Host, MsFlags};
+use crate::host::{Host, MsFlags};
+use crate::sys::errno::errno_text;
 
 /// How often the root device path is checked while waiting for it.
 pub const DEVICE_POLL: Duration = Duration::from_millis(10);

@@ -10,9 +10,9 @@ use nix::sys::stat::{stat, FileStat};
 
 use super::codec::is_below;
 use super::escape::escape;
-use super::mountinfo::Mount;
 use super::walk::{self, Walk};
 use super::{normalize_exclude, Entry, Kind, Manifest, ManifestError};
+use crate::sys::mountinfo::Mount;
 
 /// How an entry was found.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,9 +18,9 @@ use nix::dir::Dir;
 use nix::fcntl::{openat, readlinkat, OFlag};
 use nix::sys::stat::{fstatat, FileStat, Mode};
 
-use super::mountinfo::Mount;
 use super::scan::{describe, full_path, join, Scanned, State};
 use super::{hash, xattr, Kind, Xattrs};
+use crate::sys::mountinfo::Mount;
 
 /// A scanned entry with the identity needed to group hardlinks.
 pub struct Found {
