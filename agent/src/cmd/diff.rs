@@ -1,5 +1,7 @@
+//! `pyre diff`: what changed between two manifests.
 use anyhow::Context;
 
+use super::output::emit;
 use super::{DiffArgs, Exit};
 use crate::drift;
 
@@ -9,7 +11,7 @@ pub fn run(args: DiffArgs) -> anyhow::Result<Exit> {
     let (new, new_digest, _) = drift::load_manifest(&args.new, None)
         .with_context(|| format!("failed to load {}", args.new.display()))?;
     let report = drift::diff(&old, &old_digest, &new, &new_digest);
-    super::verify::emit(args.format, &report, |out| report.render_text(out))?;
+    emit(args.format, &report, |out| report.render_text(out))?;
     Ok(if report.is_identical() {
         Exit::Clean
     } else {

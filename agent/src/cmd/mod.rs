@@ -12,6 +12,7 @@ pub mod boot_report;
 pub mod diff;
 pub mod init;
 pub mod keygen;
+mod output;
 pub mod seal;
 pub mod sign;
 pub mod verify;

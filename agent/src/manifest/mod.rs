@@ -6,11 +6,13 @@ mod codec;
 pub mod escape;
 mod hash;
 pub mod scan;
+mod scanned;
 mod walk;
 mod xattr;
 
 pub use hash::default_threads;
-pub use scan::{scan, seal, ScanOptions, ScanResult, Scanned, State};
+pub use scan::{scan, seal, ScanOptions, ScanResult};
+pub use scanned::{Scanned, State};
 
 use sha2::{Digest, Sha256};
 
