@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{Exit, InitArgs};
-use crate::host::{Host, RealHost};
+use crate::host::{Clock, Console, Power, RealHost};
 use crate::init::{self, InitError, InitPaths};
 
 /// True when the kernel started us as its init: argv[0] is `/init` (or any `.../init`) and

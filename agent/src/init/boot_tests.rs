@@ -3,10 +3,10 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::dm::{self, DmCmd};
 use super::record::BootRecord;
 use super::verify::{RootVerifier, Verified, VerifyFailure, VerifyInput};
 use super::*;
+use crate::host::dm::{DmCmd, DmRequest};
 use crate::host::{MsFlags, Op, RecordingHost};
 use crate::manifest::digest as manifest_digest;
 
@@ -95,7 +95,7 @@ fn fixture(extra_cmdline: &str) -> Fixture {
 
 fn host_with_disk() -> RecordingHost {
     let h = RecordingHost::new();
-    h.dm_dev.set(254 << 8); // 254:0
+    h.set_dm_dev(254 << 8); // 254:0
     h.add_path_after("/dev/vda", Duration::from_millis(50));
     h
 }
@@ -116,12 +116,10 @@ fn mount_op(
     }
 }
 
-fn dm_ops(ops: &[Op]) -> Vec<(DmCmd, dm::Decoded)> {
+fn dm_requests(ops: &[Op]) -> Vec<DmRequest> {
     ops.iter()
         .filter_map(|op| match op {
-            Op::DmIoctl { request, buf, .. } => {
-                Some((DmCmd::from_request(*request)?, dm::decode(buf).unwrap()))
-            }
+            Op::Dm { request, .. } => Some(request.clone()),
             _ => None,
         })
         .collect()
@@ -166,7 +164,7 @@ fn a_clean_boot_runs_the_exact_sequence() {
     assert_eq!(ops[..want.len()], want[..]);
     assert!(ops[want.len()..want.len() + dm_count]
         .iter()
-        .all(|o| matches!(o, Op::DmIoctl { control, .. } if *control == ctl)));
+        .all(|o| matches!(o, Op::Dm { control, .. } if *control == ctl)));
     let run_pyre = p.run.join("pyre");
     let sysroot = p.sysroot.clone();
     let var_opts = format!(
@@ -320,10 +318,10 @@ fn a_clean_boot_runs_the_exact_sequence() {
 fn the_verity_ioctls_carry_the_table() {
     let f = fixture("");
     let h = host_with_disk();
-    h.dm_dev.set((253 << 8) | 7);
+    h.set_dm_dev((253 << 8) | 7);
     boot(&h, &f.paths, &clean(), &[]).unwrap();
-    let calls = dm_ops(&h.ops());
-    let cmds: Vec<DmCmd> = calls.iter().map(|c| c.0).collect();
+    let calls = dm_requests(&h.ops());
+    let cmds: Vec<DmCmd> = calls.iter().map(DmRequest::cmd).collect();
     assert_eq!(
         cmds,
         [
@@ -333,10 +331,15 @@ fn the_verity_ioctls_carry_the_table() {
             DmCmd::DevSuspend
         ]
     );
-    let (_, load) = &calls[2];
-    assert_eq!(load.name, "pyre-root");
-    assert_eq!(load.flags, dm::DM_READONLY_FLAG);
-    let t = load.target.as_ref().unwrap();
+    let DmRequest::LoadTable {
+        name,
+        read_only,
+        target: t,
+    } = &calls[2]
+    else {
+        panic!("a table load: {:?}", calls[2])
+    };
+    assert_eq!((name.as_str(), *read_only), ("pyre-root", true));
     assert_eq!(
         (t.sector_start, t.length, t.target_type.as_str()),
         (0, 800, "verity")
@@ -345,7 +348,13 @@ fn the_verity_ioctls_carry_the_table() {
         t.params,
         format!("1 /dev/vda /dev/vda 4096 4096 100 101 sha256 {ROOT_HASH} aa55")
     );
-    assert_eq!(calls[3].1.flags, 0, "resume, not suspend");
+    assert_eq!(
+        calls[3],
+        DmRequest::Resume {
+            name: "pyre-root".into()
+        },
+        "resume, not suspend"
+    );
     assert!(h.ops().contains(&Op::Mknod {
         path: f.paths.dm_node(),
         major: 253,
@@ -361,7 +370,7 @@ fn rewrite(path: &Path, from: &str, to: &str) {
 
 type Setup = fn(&RecordingHost, &InitPaths) -> Option<VerifyFailure>;
 
-fn fail_on(h: &RecordingHost, errno: i32, pred: impl Fn(&Op) -> bool + 'static) {
+fn fail_on(h: &RecordingHost, errno: i32, pred: impl Fn(&Op) -> bool + Send + Sync + 'static) {
     h.fail_when(move |op| pred(op).then_some(errno));
 }
 
@@ -376,7 +385,7 @@ fn every_failure_is_named_and_powers_off() {
             "PYRE-INIT-MODULES", "loading dm-verity (/lib/modules/dm-verity.ko) failed: ENOEXEC"),
         ("no disk", |_, p| { rewrite(&p.cmdline, "pyre.root=/dev/vda", "pyre.root=/dev/vdb"); None },
             "PYRE-INIT-ROOT-DEVICE", "root device /dev/vdb did not appear within 30s"),
-        ("table", |h, _| { fail_on(h, libc::EINVAL, |o| matches!(o, Op::DmIoctl { request, .. } if *request == DmCmd::TableLoad.request())); None },
+        ("table", |h, _| { fail_on(h, libc::EINVAL, |o| matches!(o, Op::Dm { request: DmRequest::LoadTable { .. }, .. })); None },
             "PYRE-INIT-VERITY", "device-mapper verity table load for pyre-root: EINVAL (Invalid argument) (the kernel log"),
         ("bad hash", |h, _| { fail_on(h, libc::EIO, |o| matches!(o, Op::Mount { fstype: Some(t), .. } if t == "erofs")); None },
             "PYRE-INIT-ROOT-MOUNT", "EIO (Input/output error) (dm-verity rejected a block"),

@@ -15,7 +15,6 @@ pub mod cmdline;
 pub mod dm;
 pub mod modules;
 pub mod record;
-pub mod rootfs;
 pub mod verify;
 
 #[cfg(test)]
