@@ -1,11 +1,12 @@
 //! `pyre diff`: what changed between two manifests.
 use anyhow::Context;
 
+use super::exit::{CmdError, Exit};
 use super::output::emit;
-use super::{DiffArgs, Exit};
+use super::DiffArgs;
 use crate::drift;
 
-pub fn run(args: DiffArgs) -> anyhow::Result<Exit> {
+pub fn run(args: DiffArgs) -> Result<Exit, CmdError> {
     let (old, old_digest, _) = drift::load_manifest(&args.old, None)
         .with_context(|| format!("failed to load {}", args.old.display()))?;
     let (new, new_digest, _) = drift::load_manifest(&args.new, None)

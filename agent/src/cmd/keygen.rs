@@ -1,11 +1,12 @@
 use anyhow::Context;
 
-use super::{Exit, KeygenArgs};
+use super::exit::{CmdError, Exit};
+use super::KeygenArgs;
 use crate::keys;
 use crate::sys::atomic::{self, Options};
 
-pub fn run(args: KeygenArgs) -> anyhow::Result<Exit> {
-    let key = keys::generate()?;
+pub fn run(args: KeygenArgs) -> Result<Exit, CmdError> {
+    let key = keys::generate().context("failed to generate a key")?;
     let public = {
         let mut p = args.output.clone().into_os_string();
         p.push(".pub");

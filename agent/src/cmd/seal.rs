@@ -3,7 +3,8 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::{Exit, SealArgs};
+use super::exit::{CmdError, Exit};
+use super::SealArgs;
 use crate::keys;
 use crate::manifest;
 use crate::sys::atomic::{self, Options};
@@ -11,7 +12,7 @@ use crate::sys::mountinfo;
 
 const MOUNTINFO: &str = "/proc/self/mountinfo";
 
-pub fn run(args: SealArgs) -> anyhow::Result<Exit> {
+pub fn run(args: SealArgs) -> Result<Exit, CmdError> {
     // Load the key first: a bad key should fail before minutes of hashing.
     let key = match &args.key {
         Some(k) => Some(keys::load_secret(k).context("failed to load the signing key")?),
