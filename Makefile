@@ -24,6 +24,8 @@ deps:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	# The layering rule of agent/src/lib.rs: no module cycle, no import the rule forbids.
+	cargo test -p pyre --test layering
 	# The fuzz crate is its own workspace: check it too, so its targets cannot rot.
 	cargo clippy --manifest-path fuzz/Cargo.toml -- -D warnings
 	bash systemd/verify.sh

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use sha2::{Digest, Sha256};
 
-use crate::manifest::escape::{from_hex, to_hex};
+use crate::sys::hex::{from_hex, to_hex};
 
 const SECRET_TAG: &str = "pyre-secret-key ed25519 ";
 const PUBLIC_TAG: &str = "pyre-public-key ed25519 ";

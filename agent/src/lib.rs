@@ -2,6 +2,33 @@
 //!
 //! Library modules hold the logic (pure where possible, over `impl Read`/`impl Write` and
 //! injected host paths); `cmd` holds thin shells that the binary dispatches to.
+//!
+//! # Layering
+//!
+//! Which module may import which (`a <- b`: `b` may import `a`; every module may import the
+//! ones below the modules it may import):
+//!
+//! ```text
+//! sys <- logging <- host <- {manifest, keys} <- drift <- {init, enforce}
+//! {sys, logging, host, keys} <- config <- {providers, volumes, logship}
+//! config <- enforce
+//! everything <- cmd          (the shell: nothing imports cmd)
+//! ```
+//!
+//! - `sys` is the floor (atomic writes, hex, kernel-command-line words, errno text, mountinfo,
+//!   durations): it imports nothing from this crate. `logging` (the log facade and the typed
+//!   message ids) sees only `sys`.
+//! - `host` holds the side effects as small capability traits; everything above takes them as
+//!   parameters.
+//! - `config`, `providers`, `volumes` and `logship` see `sys`, `host` and each other's types
+//!   only through `config` (providers, volumes and log shipping never import one another).
+//! - Inside a module, children never import each other in a circle; a child may use its
+//!   parent's items (the parent declares it).
+//!
+//! `tests/layering.rs` (run by `make lint`) reads every `crate::…`/`super::…` path of the
+//! source and fails on a breach of this table, a top-level module missing from it, or a
+//! cycle; its table lists `enforce`, `config`, `providers`, `volumes` and `logship` ahead of
+//! their arrival.
 pub mod cmd;
 pub mod drift;
 pub mod host;
@@ -9,3 +36,4 @@ pub mod init;
 pub mod keys;
 pub mod logging;
 pub mod manifest;
+pub mod sys;

@@ -30,6 +30,32 @@ impl log::Log for StderrLogger {
     fn flush(&self) {}
 }
 
+/// Stable ids of security events: a log line of one starts with `ID: `, so it can be found
+/// and alerted on. (Coming with their features: refusal to format a volume, a config
+/// signature failure.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MsgId {
+    /// `pyre verify` found drift.
+    Drift,
+    /// A manifest signature was missing, malformed, made by another key or did not match.
+    Signature,
+}
+
+impl MsgId {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MsgId::Drift => "PYRE_DRIFT",
+            MsgId::Signature => "PYRE_SIGNATURE",
+        }
+    }
+}
+
+impl std::fmt::Display for MsgId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Install the logger. `verbose` counts `-v` flags: 0 = info, 1 = debug, 2+ = trace.
 pub fn init(verbose: u8) {
     let level = match verbose {

@@ -1,8 +1,9 @@
-//! pyre command line: dispatch only. Each subcommand lives in `pyre::cmd`.
+//! pyre command line: dispatch only. Each subcommand lives in `pyre::cmd`; how a command ends
+//! maps to an exit code in `pyre::cmd::exit` (docs/exit-codes.md).
 use std::process::ExitCode;
 
 use clap::Parser;
-use pyre::cmd::{Cli, Command};
+use pyre::cmd::Cli;
 
 fn main() -> ExitCode {
     // The kernel runs the initramfs' /init with no subcommand: that is `pyre init`.
@@ -13,20 +14,11 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     pyre::logging::init(cli.verbose);
-    let result = match cli.command {
-        Command::Keygen(a) => pyre::cmd::keygen::run(a),
-        Command::Seal(a) => pyre::cmd::seal::run(a),
-        Command::Sign(a) => pyre::cmd::sign::run(a),
-        Command::Verify(a) => pyre::cmd::verify::run(a),
-        Command::Diff(a) => pyre::cmd::diff::run(a),
-        Command::Init(a) => pyre::cmd::init::run(a),
-        Command::BootReport(a) => pyre::cmd::boot_report::run(a),
-    };
-    match result {
-        Ok(code) => code.into(),
+    match pyre::cmd::run(cli.command) {
+        Ok(exit) => exit.into(),
         Err(e) => {
-            log::error!("{e:#}");
-            pyre::cmd::Exit::CouldNotCheck.into()
+            e.log();
+            e.exit().into()
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The command line: exit codes (0 clean, 1 drift, 2 could not check), signatures, keys,
-//! JSON output, diff, and verification as an unprivileged user (unreadable entries).
+//! The command line: exit codes (0 clean, 1 drift, 2 could not check, 3 no boot record),
+//! signatures, keys, JSON output, diff, and verification as an unprivileged user (unreadable
+//! entries).
 mod common;
 
 use std::fs;
@@ -303,4 +304,20 @@ fn unreadable_entries_as_unprivileged_user() {
     assert!(error.contains("Permission denied"), "{error}");
     assert_eq!(v["counts"]["unreadable"], 2);
     assert_eq!(v["verdict"], "drift");
+}
+
+#[test]
+fn boot_report_tells_a_missing_record_from_a_broken_one() {
+    let t = Tree::empty();
+    let missing = t.file("boot.json");
+    let o = run(&[&"boot-report", &"--record", &missing]);
+    assert_eq!(code(&o), 3, "no record: pyre init did not verify this boot");
+    assert!(
+        stderr(&o).contains("failed to read the boot record"),
+        "{}",
+        stderr(&o)
+    );
+    fs::write(&missing, b"{").unwrap();
+    let o = run(&[&"boot-report", &"--record", &missing]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
 }

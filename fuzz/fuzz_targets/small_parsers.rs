@@ -8,7 +8,7 @@ use std::path::Path;
 use libfuzzer_sys::fuzz_target;
 use pyre::init::rootdev::{judge, Verdict, Want, SUPERBLOCK_SIZE};
 use pyre::keys;
-use pyre::manifest::mountinfo;
+use pyre::sys::mountinfo;
 
 fuzz_target!(|data: &[u8]| {
     let p = Path::new("fuzz");

@@ -2,15 +2,22 @@
 //! (run by pyre-verified.service, so the line lands in the journal and on the console).
 use anyhow::Context;
 
-use super::{BootReportArgs, Exit};
+use super::exit::{CmdError, Exit};
+use super::BootReportArgs;
 use crate::init::record::BootRecord;
 
-pub fn run(args: BootReportArgs) -> anyhow::Result<Exit> {
-    let bytes = std::fs::read(&args.record).with_context(|| {
-        format!(
+pub fn run(args: BootReportArgs) -> Result<Exit, CmdError> {
+    let bytes = std::fs::read(&args.record).map_err(|e| {
+        let missing = e.kind() == std::io::ErrorKind::NotFound;
+        let e = anyhow::Error::new(e).context(format!(
             "failed to read the boot record {} (was the root verified by pyre init?)",
             args.record.display()
-        )
+        ));
+        if missing {
+            CmdError::NoBootRecord(e)
+        } else {
+            CmdError::Failed(e)
+        }
     })?;
     let record = BootRecord::from_json(&bytes)
         .with_context(|| format!("failed to parse {}", args.record.display()))?;
@@ -59,6 +66,7 @@ mod tests {
         assert_eq!(bad, Exit::Drift);
         let missing = dir.path().join("none.json");
         let err = run(BootReportArgs { record: missing }).unwrap_err();
+        assert_eq!(err.exit(), Exit::NoBootRecord);
         assert!(
             format!("{err:#}").contains("failed to read the boot record"),
             "{err:#}"
@@ -68,6 +76,7 @@ mod tests {
             record: dir.path().join("junk.json"),
         })
         .unwrap_err();
+        assert_eq!(err.exit(), Exit::CouldNotCheck);
         assert!(format!("{err:#}").contains("not valid JSON"), "{err:#}");
     }
 }

@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Exit, InitArgs};
-use crate::host::{Host, RealHost};
+use super::exit::{CmdError, Exit};
+use super::InitArgs;
+use crate::host::{Clock, Console, Power, RealHost};
 use crate::init::{self, InitError, InitPaths};
 
 /// True when the kernel started us as its init: argv[0] is `/init` (or any `.../init`) and
@@ -23,12 +24,13 @@ pub fn forwarded_args(argv: &[String]) -> Vec<String> {
     argv.iter().skip(1).cloned().collect()
 }
 
-pub fn run(args: InitArgs) -> anyhow::Result<Exit> {
+pub fn run(args: InitArgs) -> Result<Exit, CmdError> {
     let pid = std::process::id();
     if pid != 1 {
-        anyhow::bail!(
+        return Err(anyhow::anyhow!(
             "pyre init runs only as PID 1 in the initramfs (it mounts, switches root and powers off); this is PID {pid}"
-        );
+        )
+        .into());
     }
     pid1(&args.cmdline, &[])
 }

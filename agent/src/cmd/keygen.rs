@@ -1,11 +1,12 @@
 use anyhow::Context;
 
-use super::{Exit, KeygenArgs};
+use super::exit::{CmdError, Exit};
+use super::KeygenArgs;
 use crate::keys;
-use crate::manifest::atomic;
+use crate::sys::atomic::{self, Options};
 
-pub fn run(args: KeygenArgs) -> anyhow::Result<Exit> {
-    let key = keys::generate()?;
+pub fn run(args: KeygenArgs) -> Result<Exit, CmdError> {
+    let key = keys::generate().context("failed to generate a key")?;
     let public = {
         let mut p = args.output.clone().into_os_string();
         p.push(".pub");
@@ -14,15 +15,19 @@ pub fn run(args: KeygenArgs) -> anyhow::Result<Exit> {
     atomic::write(
         &args.output,
         keys::encode_secret(&key).as_bytes(),
-        0o600,
-        args.force,
+        Options {
+            mode: Some(0o600),
+            overwrite: args.force,
+        },
     )
     .with_context(|| format!("failed to write secret key {}", args.output.display()))?;
     atomic::write(
         &public,
         keys::encode_public(&key.verifying_key()).as_bytes(),
-        0o644,
-        args.force,
+        Options {
+            mode: Some(0o644),
+            overwrite: args.force,
+        },
     )
     .with_context(|| format!("failed to write public key {}", public.display()))?;
     println!(

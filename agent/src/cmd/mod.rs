@@ -1,45 +1,31 @@
 //! Command-line surface (clap derive) and the thin shells behind each subcommand.
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::keys;
-use crate::manifest::atomic;
+use crate::sys::atomic::{self, Options};
+use exit::{CmdError, Exit};
 
 pub mod boot_report;
 pub mod diff;
+pub mod exit;
 pub mod init;
 pub mod keygen;
+mod output;
 pub mod seal;
 pub mod sign;
 pub mod verify;
-
-/// Process exit codes. Documented in docs/exit-codes.md and `pyre --help`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// The check ran and found the tree exactly as sealed.
-    Clean = 0,
-    /// The check ran and found drift.
-    Drift = 1,
-    /// The check could not be made: bad arguments, unreadable or badly signed manifest, I/O.
-    CouldNotCheck = 2,
-}
-
-impl From<Exit> for ExitCode {
-    fn from(e: Exit) -> ExitCode {
-        ExitCode::from(e as u8)
-    }
-}
 
 #[derive(Debug, Parser)]
 #[command(
     name = "pyre",
     version,
     about = "Boot agent for immutable servers: seals and verifies the root, enforces drift policy",
-    after_help = "Exit codes: 0 clean / success, 1 drift found, 2 could not check (bad arguments, \
-                  bad or unsigned manifest when a key is given, I/O errors)."
+    after_help = "Exit codes: 0 clean / success, 1 drift found (boot-report: root not verified), \
+                  2 could not check or failed (bad arguments, bad or unsigned manifest when a key \
+                  is given, I/O errors), 3 boot-report found no boot record. See docs/exit-codes.md."
 )]
 pub struct Cli {
     /// More log output (-v debug, -vv trace).
@@ -143,6 +129,19 @@ pub struct BootReportArgs {
     pub record: PathBuf,
 }
 
+/// Run one subcommand (everything but the kernel's plain `/init`, which main handles first).
+pub fn run(command: Command) -> Result<Exit, CmdError> {
+    match command {
+        Command::Keygen(a) => keygen::run(a),
+        Command::Seal(a) => seal::run(a),
+        Command::Sign(a) => sign::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Diff(a) => diff::run(a),
+        Command::Init(a) => init::run(a),
+        Command::BootReport(a) => boot_report::run(a),
+    }
+}
+
 /// Write the detached signature of `digest` next to `manifest` (as MANIFEST.sig): shared by
 /// `seal --key` and `sign`.
 pub(crate) fn write_signature(
@@ -151,6 +150,10 @@ pub(crate) fn write_signature(
     manifest: &Path,
 ) -> anyhow::Result<()> {
     let sig = keys::sig_path(manifest);
-    atomic::write(&sig, keys::sign_digest(key, digest).as_bytes(), 0o644, true)
-        .with_context(|| format!("failed to write signature {}", sig.display()))
+    atomic::write(
+        &sig,
+        keys::sign_digest(key, digest).as_bytes(),
+        Options::replace_with_mode(0o644),
+    )
+    .with_context(|| format!("failed to write signature {}", sig.display()))
 }

@@ -3,13 +3,16 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::{Exit, SealArgs};
+use super::exit::{CmdError, Exit};
+use super::SealArgs;
 use crate::keys;
-use crate::manifest::{self, atomic, mountinfo};
+use crate::manifest;
+use crate::sys::atomic::{self, Options};
+use crate::sys::mountinfo;
 
 const MOUNTINFO: &str = "/proc/self/mountinfo";
 
-pub fn run(args: SealArgs) -> anyhow::Result<Exit> {
+pub fn run(args: SealArgs) -> Result<Exit, CmdError> {
     // Load the key first: a bad key should fail before minutes of hashing.
     let key = match &args.key {
         Some(k) => Some(keys::load_secret(k).context("failed to load the signing key")?),
@@ -28,7 +31,7 @@ pub fn run(args: SealArgs) -> anyhow::Result<Exit> {
         .with_context(|| format!("failed to seal {}", args.root.display()))?;
     let bytes = m.encode();
     let digest = manifest::digest(&bytes);
-    atomic::write(&args.output, &bytes, 0o644, true)
+    atomic::write(&args.output, &bytes, Options::replace_with_mode(0o644))
         .with_context(|| format!("failed to write manifest {}", args.output.display()))?;
     let sig = keys::sig_path(&args.output);
     if key.is_none() && sig.exists() {

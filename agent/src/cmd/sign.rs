@@ -1,10 +1,11 @@
 use anyhow::Context;
 
-use super::{write_signature, Exit, SignArgs};
+use super::exit::{CmdError, Exit};
+use super::{write_signature, SignArgs};
 use crate::keys;
 use crate::manifest::{self, Manifest};
 
-pub fn run(args: SignArgs) -> anyhow::Result<Exit> {
+pub fn run(args: SignArgs) -> Result<Exit, CmdError> {
     let key = keys::load_secret(&args.key).context("failed to load the signing key")?;
     let bytes = std::fs::read(&args.manifest)
         .with_context(|| format!("failed to read manifest {}", args.manifest.display()))?;

@@ -1,13 +1,15 @@
-use std::io::Write;
 use std::path::Path;
 
-use super::{Exit, Format, VerifyArgs};
+use super::exit::{CmdError, Exit};
+use super::output::emit;
+use super::VerifyArgs;
 use crate::drift::{self, VerifyError, VerifyRequest};
+use crate::logging::MsgId;
 
 const MOUNTINFO: &str = "/proc/self/mountinfo";
 const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 
-pub fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
+pub fn run(args: VerifyArgs) -> Result<Exit, CmdError> {
     let req = VerifyRequest {
         root: &args.root,
         manifest: &args.manifest,
@@ -15,12 +17,17 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
         mountinfo: Path::new(MOUNTINFO),
     };
     let mut report = drift::verify_root(&req).map_err(|e| {
-        // Signature failures are security events: give them a stable id to alert on.
-        let id = match e {
-            VerifyError::Signature(_) | VerifyError::MissingSignature { .. } => "PYRE_SIGNATURE: ",
-            _ => "",
-        };
-        anyhow::Error::new(e).context(format!("{id}could not check {}", args.root.display()))
+        // Signature failures are security events: their class carries a stable message id.
+        let signature = matches!(
+            e,
+            VerifyError::Signature(_) | VerifyError::MissingSignature { .. }
+        );
+        let e = anyhow::Error::new(e).context(format!("could not check {}", args.root.display()));
+        if signature {
+            CmdError::Signature(e)
+        } else {
+            CmdError::Failed(e)
+        }
     })?;
     report.boot_id = drift::read_boot_id(Path::new(BOOT_ID));
     emit(args.format, &report, |out| report.render_text(out))?;
@@ -28,32 +35,12 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
         Ok(Exit::Clean)
     } else {
         log::warn!(
-            "PYRE_DRIFT: {} drifted from {} ({} changes)",
+            "{}: {} drifted from {} ({} changes)",
+            MsgId::Drift,
             args.root.display(),
             report.manifest_digest,
             report.changes.len()
         );
         Ok(Exit::Drift)
-    }
-}
-
-/// Print a report to stdout as text or JSON. A reader that went away (`| head`) is not an
-/// error: the exit code still tells the verdict.
-pub(super) fn emit<T: serde::Serialize>(
-    format: Format,
-    report: &T,
-    text: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    let written = match format {
-        Format::Text => text(&mut out),
-        Format::Json => serde_json::to_writer_pretty(&mut out, report)
-            .map_err(std::io::Error::from)
-            .and_then(|()| out.write_all(b"\n")),
-    }
-    .and_then(|()| out.flush());
-    match written {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        r => Ok(r?),
     }
 }

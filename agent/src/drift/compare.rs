@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::manifest::escape::{escape, to_hex};
+use crate::manifest::escape::escape;
 use crate::manifest::{Entry, Kind, Scanned, State};
+use crate::sys::hex::to_hex;
 
 /// One difference between the sealed and the found tree.
 #[derive(Debug, Clone, Serialize)]

@@ -6,7 +6,8 @@ use std::time::{Instant, SystemTime};
 use serde::Serialize;
 
 use crate::keys::{self, KeyError};
-use crate::manifest::{self, escape::escape, mountinfo, Manifest, ManifestError, Scanned, State};
+use crate::manifest::{self, escape::escape, Manifest, ManifestError, Scanned, State};
+use crate::sys::mountinfo;
 
 mod clock;
 pub mod compare;

@@ -3,11 +3,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::cmdline::{self, BootParams};
-use super::dm::{self, DmCmd};
+use super::dm;
 use super::record::{BootRecord, Stage, RECORD_VERSION};
 use super::verify::{RootVerifier, Verified, VerifyInput};
 use super::{modules, rootdev, InitError, InitPaths, DM_NAME};
-use crate::host::{errno_text, Host, MsFlags};
+use crate::host::{DmReply, DmRequest, Host, MsFlags};
+use crate::sys::errno::errno_text;
 
 struct Clock<'a> {
     host: &'a dyn Host,
@@ -114,25 +115,23 @@ fn root_device(
 fn dm_call(
     host: &dyn Host,
     p: &InitPaths,
-    cmd: DmCmd,
+    request: DmRequest,
     step: &'static str,
-    buf: &mut [u8],
-) -> Result<(), InitError> {
-    host.dm_ioctl(&p.dm_control(), cmd.request(), buf)
-        .map_err(|e| {
-            let hint = match e.raw_os_error() {
-                Some(libc::EINVAL) if cmd == DmCmd::TableLoad => {
-                    " (the kernel log names the bad verity parameter)"
-                }
-                Some(libc::ENOENT) if cmd == DmCmd::Version => " (is dm-mod loaded?)",
-                _ => "",
-            };
-            InitError::Dm {
-                step,
-                name: DM_NAME.to_string(),
-                reason: format!("{}{hint}", errno_text(&e)),
+) -> Result<DmReply, InitError> {
+    host.dm(&p.dm_control(), &request).map_err(|e| {
+        let hint = match (e.raw_os_error(), &request) {
+            (Some(libc::EINVAL), DmRequest::LoadTable { .. }) => {
+                " (the kernel log names the bad verity parameter)"
             }
-        })
+            (Some(libc::ENOENT), DmRequest::Version) => " (is dm-mod loaded?)",
+            _ => "",
+        };
+        InitError::Dm {
+            step,
+            name: DM_NAME.to_string(),
+            reason: format!("{}{hint}", errno_text(&e)),
+        }
+    })
 }
 
 /// DM_VERSION, DM_DEV_CREATE, DM_TABLE_LOAD (read-only verity over `root` by its
@@ -143,22 +142,17 @@ fn verity(
     params: &BootParams,
     root: &rootdev::Seen,
 ) -> Result<(PathBuf, String), InitError> {
-    let bad = |e: dm::DmError| InitError::Dm {
-        step: "encoding",
-        name: DM_NAME.to_string(),
-        reason: e.to_string(),
+    let name = DM_NAME.to_string();
+    dm_call(host, p, DmRequest::Version, "version check")?;
+    let created = dm_call(host, p, DmRequest::Create { name: name.clone() }, "create")?;
+    let load = DmRequest::LoadTable {
+        name: name.clone(),
+        read_only: true,
+        target: dm::verity_target(&params.verity, &root.dev()),
     };
-    let mut buf = dm::encode("", 0, None).map_err(bad)?;
-    dm_call(host, p, DmCmd::Version, "version check", &mut buf)?;
-    let mut buf = dm::encode(DM_NAME, 0, None).map_err(bad)?;
-    dm_call(host, p, DmCmd::DevCreate, "create", &mut buf)?;
-    let dev = dm::decode(&buf).map_err(bad)?.dev;
-    let target = dm::verity_target(&params.verity, &root.dev());
-    let mut buf = dm::encode(DM_NAME, dm::DM_READONLY_FLAG, Some(&target)).map_err(bad)?;
-    dm_call(host, p, DmCmd::TableLoad, "verity table load", &mut buf)?;
-    let mut buf = dm::encode(DM_NAME, 0, None).map_err(bad)?;
-    dm_call(host, p, DmCmd::DevSuspend, "resume", &mut buf)?;
-    let (major, minor) = dm::dev_major_minor(dev);
+    dm_call(host, p, load, "verity table load")?;
+    dm_call(host, p, DmRequest::Resume { name }, "resume")?;
+    let (major, minor) = created.major_minor();
     let node = p.dm_node();
     let mk = |step: &str, e: std::io::Error| InitError::Dm {
         step: "device node",

@@ -3,11 +3,11 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::dm::{self, DmCmd};
 use super::record::BootRecord;
-use super::rootdev_tests::superblock;
+use super::rootdev::SUPERBLOCK_SIZE;
 use super::verify::{RootVerifier, Verified, VerifyFailure, VerifyInput};
 use super::*;
+use crate::host::dm::{DmCmd, DmRequest};
 use crate::host::{MsFlags, Op, RecordingHost};
 use crate::manifest::digest as manifest_digest;
 
@@ -97,6 +97,22 @@ pub(super) fn fixture(extra_cmdline: &str) -> Fixture {
     Fixture { _dir: dir, paths }
 }
 
+/// The 512-byte superblock veritysetup writes (format 1, sha256, 4096-byte blocks).
+pub(super) fn superblock(uuid: [u8; 16], data_blocks: u64, salt: &[u8]) -> Vec<u8> {
+    let mut sb = vec![0u8; SUPERBLOCK_SIZE];
+    sb[..8].copy_from_slice(b"verity\0\0");
+    sb[8..12].copy_from_slice(&1u32.to_le_bytes());
+    sb[12..16].copy_from_slice(&1u32.to_le_bytes());
+    sb[16..32].copy_from_slice(&uuid);
+    sb[32..38].copy_from_slice(b"sha256");
+    sb[64..68].copy_from_slice(&4096u32.to_le_bytes());
+    sb[68..72].copy_from_slice(&4096u32.to_le_bytes());
+    sb[72..80].copy_from_slice(&data_blocks.to_le_bytes());
+    sb[80..82].copy_from_slice(&(salt.len() as u16).to_le_bytes());
+    sb[88..88 + salt.len()].copy_from_slice(salt);
+    sb
+}
+
 /// A fake block device 254:`minor` in sysfs and /dev: the image's root (its verity
 /// superblock at the hash offset) or a blank disk of the same size.
 pub(super) fn add_disk(p: &InitPaths, name: &str, minor: u32, root: bool) {
@@ -116,7 +132,7 @@ pub(super) fn add_disk(p: &InitPaths, name: &str, minor: u32, root: bool) {
 
 pub(super) fn host_with_disk() -> RecordingHost {
     let h = RecordingHost::new();
-    h.dm_dev.set(253 << 8); // 253:0
+    h.set_dm_dev(253 << 8); // 253:0
     h
 }
 
@@ -136,12 +152,10 @@ fn mount_op(
     }
 }
 
-pub(super) fn dm_ops(ops: &[Op]) -> Vec<(DmCmd, dm::Decoded)> {
+pub(super) fn dm_requests(ops: &[Op]) -> Vec<DmRequest> {
     ops.iter()
         .filter_map(|op| match op {
-            Op::DmIoctl { request, buf, .. } => {
-                Some((DmCmd::from_request(*request)?, dm::decode(buf).unwrap()))
-            }
+            Op::Dm { request, .. } => Some(request.clone()),
             _ => None,
         })
         .collect()
@@ -186,7 +200,7 @@ fn a_clean_boot_runs_the_exact_sequence() {
     assert_eq!(ops[..want.len()], want[..]);
     assert!(ops[want.len()..want.len() + dm_count]
         .iter()
-        .all(|o| matches!(o, Op::DmIoctl { control, .. } if *control == ctl)));
+        .all(|o| matches!(o, Op::Dm { control, .. } if *control == ctl)));
     let run_pyre = p.run.join("pyre");
     let sysroot = p.sysroot.clone();
     let var_opts = format!(
@@ -336,7 +350,7 @@ fn a_clean_boot_runs_the_exact_sequence() {
 fn the_verity_ioctls_carry_the_table() {
     let f = fixture("");
     let h = host_with_disk();
-    h.dm_dev.set((253 << 8) | 7);
+    h.set_dm_dev((253 << 8) | 7);
     boot(&h, &f.paths, &clean(), &[]).unwrap();
     assert!(
         h.lines()
@@ -346,8 +360,8 @@ fn the_verity_ioctls_carry_the_table() {
         "{:?}",
         h.lines()
     );
-    let calls = dm_ops(&h.ops());
-    let cmds: Vec<DmCmd> = calls.iter().map(|c| c.0).collect();
+    let calls = dm_requests(&h.ops());
+    let cmds: Vec<DmCmd> = calls.iter().map(DmRequest::cmd).collect();
     assert_eq!(
         cmds,
         [
@@ -357,10 +371,15 @@ fn the_verity_ioctls_carry_the_table() {
             DmCmd::DevSuspend
         ]
     );
-    let (_, load) = &calls[2];
-    assert_eq!(load.name, "pyre-root");
-    assert_eq!(load.flags, dm::DM_READONLY_FLAG);
-    let t = load.target.as_ref().unwrap();
+    let DmRequest::LoadTable {
+        name,
+        read_only,
+        target: t,
+    } = &calls[2]
+    else {
+        panic!("a table load: {:?}", calls[2])
+    };
+    assert_eq!((name.as_str(), *read_only), ("pyre-root", true));
     assert_eq!(
         (t.sector_start, t.length, t.target_type.as_str()),
         (0, 800, "verity")
@@ -369,7 +388,13 @@ fn the_verity_ioctls_carry_the_table() {
         t.params,
         format!("1 254:0 254:0 4096 4096 100 101 sha256 {ROOT_HASH} aa55")
     );
-    assert_eq!(calls[3].1.flags, 0, "resume, not suspend");
+    assert_eq!(
+        calls[3],
+        DmRequest::Resume {
+            name: "pyre-root".into()
+        },
+        "resume, not suspend"
+    );
     assert!(h.ops().contains(&Op::Mknod {
         path: f.paths.dm_node(),
         major: 253,
@@ -385,7 +410,7 @@ fn rewrite(path: &Path, from: &str, to: &str) {
 
 type Setup = fn(&RecordingHost, &InitPaths) -> Option<VerifyFailure>;
 
-fn fail_on(h: &RecordingHost, errno: i32, pred: impl Fn(&Op) -> bool + 'static) {
+fn fail_on(h: &RecordingHost, errno: i32, pred: impl Fn(&Op) -> bool + Send + Sync + 'static) {
     h.fail_when(move |op| pred(op).then_some(errno));
 }
 
@@ -402,7 +427,7 @@ fn every_failure_is_named_and_powers_off() {
             "PYRE-INIT-ROOT-DEVICE", "no block device carries this image's verity superblock (uuid 22222222-2222-2222-2222-222222222222) within 30s; seen: vda (254:0, 0.4 MiB): verity superblock of another image (uuid 11111111-"),
         ("two roots", |_, p| { add_disk(p, "vdb", 16, true); None },
             "PYRE-INIT-ROOT-DEVICE", "/dev/vda and "),
-        ("table", |h, _| { fail_on(h, libc::EINVAL, |o| matches!(o, Op::DmIoctl { request, .. } if *request == DmCmd::TableLoad.request())); None },
+        ("table", |h, _| { fail_on(h, libc::EINVAL, |o| matches!(o, Op::Dm { request: DmRequest::LoadTable { .. }, .. })); None },
             "PYRE-INIT-VERITY", "device-mapper verity table load for pyre-root: EINVAL (Invalid argument) (the kernel log"),
         ("bad hash", |h, _| { fail_on(h, libc::EIO, |o| matches!(o, Op::Mount { fstype: Some(t), .. } if t == "erofs")); None },
             "PYRE-INIT-ROOT-MOUNT", "EIO (Input/output error) (dm-verity rejected a block"),

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use super::dm::{VerityParams, VERITY_BLOCK};
 use super::rootdev::parse_uuid;
+use crate::sys::cmdline::{pyre_params, words};
 
 pub const DEFAULT_ROOT_WAIT: Duration = Duration::from_secs(30);
 
@@ -37,36 +38,6 @@ pub enum CmdlineError {
         value: String,
         why: &'static str,
     },
-}
-
-/// Split like the kernel: whitespace separates words, double quotes group.
-fn words(cmdline: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut any = false;
-    for c in cmdline.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                any = true;
-            }
-            c if c.is_whitespace() && !quoted => {
-                if any {
-                    out.push(std::mem::take(&mut cur));
-                    any = false;
-                }
-            }
-            c => {
-                cur.push(c);
-                any = true;
-            }
-        }
-    }
-    if any {
-        out.push(cur);
-    }
-    out
 }
 
 /// Only the debug flag, found even when the rest of the line is unusable, so a failure to
@@ -116,15 +87,8 @@ struct Raw {
 /// Parse the whole contract; every error names the parameter and what is wrong with it.
 pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
     let mut raw = Raw::default();
-    for w in words(cmdline) {
-        let Some(rest) = w.strip_prefix("pyre.") else {
-            continue;
-        };
-        let (key, value) = match rest.split_once('=') {
-            Some((k, v)) => (k, Some(v.to_string())),
-            None => (rest, None),
-        };
-        let slot = match key {
+    for p in pyre_params(cmdline) {
+        let slot = match p.key.as_str() {
             "debug" => continue,
             "root" => &mut raw.root,
             "verity.uuid" => &mut raw.uuid,
@@ -134,9 +98,9 @@ pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
             "verity.hash-offset" => &mut raw.hash_offset,
             "manifest.digest" => &mut raw.digest,
             "root-wait" => &mut raw.root_wait,
-            _ => return Err(CmdlineError::Unknown(w.clone())),
+            _ => return Err(CmdlineError::Unknown(p.word)),
         };
-        *slot = Some(value.unwrap_or_default());
+        *slot = Some(p.value.unwrap_or_default());
     }
     if let Some(root) = &raw.root {
         if !root.starts_with("/dev/") || root.contains(char::is_whitespace) {
@@ -389,11 +353,5 @@ mod tests {
     fn debug_is_found_on_an_unusable_line() {
         assert!(debug_requested("pyre.root=bogus pyre.debug"));
         assert!(!debug_requested("pyre.debugger"));
-    }
-
-    #[test]
-    fn quotes_group_words() {
-        assert_eq!(words("a \"b c\" d=\"e f\"  "), vec!["a", "b c", "d=e f"]);
-        assert!(words("   ").is_empty());
     }
 }

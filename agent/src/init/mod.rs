@@ -7,7 +7,8 @@
 //! [`InitPaths`], so the whole sequence and its failure handling run in unit tests.
 use std::path::{Path, PathBuf};
 
-use crate::host::{errno_text, Host};
+use crate::host::Host;
+use crate::sys::errno::errno_text;
 
 pub mod boot;
 pub mod cmdline;
@@ -15,7 +16,6 @@ pub mod dm;
 pub mod modules;
 pub mod record;
 pub mod rootdev;
-pub mod rootfs;
 pub mod verify;
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //! shows up later, as a root device that never appears, with its own message.
 use std::path::{Path, PathBuf};
 
-use crate::host::{errno_text, Host};
+use crate::host::Host;
+use crate::sys::errno::errno_text;
 
 /// Modules without which the verified root cannot be mounted (names with `-` and `_`
 /// treated alike, as the kernel does).

@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::dm::VerityParams;
-use crate::host::{errno_text, Host};
+use crate::host::Host;
+use crate::sys::errno::errno_text;
 
 /// How often sysfs is listed again while waiting for the root.
 pub const DEVICE_POLL: Duration = Duration::from_millis(10);

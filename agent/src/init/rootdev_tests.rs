@@ -4,9 +4,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::boot;
-use super::boot_tests::{add_disk, clean, dm_ops, fixture, host_with_disk};
+use super::boot_tests::{add_disk, clean, dm_requests, fixture, host_with_disk, superblock};
 use super::dm::VerityParams;
 use super::rootdev::*;
+use crate::host::DmRequest;
 use crate::host::RecordingHost;
 
 const UUID: [u8; 16] = [0x11; 16];
@@ -14,22 +15,6 @@ const OTHER: [u8; 16] = [0x22; 16];
 const BLOCKS: u64 = 100;
 const OFFSET: u64 = BLOCKS * 4096;
 const SALT: [u8; 4] = [0xaa, 0x55, 0x01, 0x02];
-
-/// The 512-byte superblock veritysetup writes (format 1, sha256, 4096-byte blocks).
-pub fn superblock(uuid: [u8; 16], data_blocks: u64, salt: &[u8]) -> Vec<u8> {
-    let mut sb = vec![0u8; SUPERBLOCK_SIZE];
-    sb[..8].copy_from_slice(b"verity\0\0");
-    sb[8..12].copy_from_slice(&1u32.to_le_bytes());
-    sb[12..16].copy_from_slice(&1u32.to_le_bytes());
-    sb[16..32].copy_from_slice(&uuid);
-    sb[32..38].copy_from_slice(b"sha256");
-    sb[64..68].copy_from_slice(&4096u32.to_le_bytes());
-    sb[68..72].copy_from_slice(&4096u32.to_le_bytes());
-    sb[72..80].copy_from_slice(&data_blocks.to_le_bytes());
-    sb[80..82].copy_from_slice(&(salt.len() as u16).to_le_bytes());
-    sb[88..88 + salt.len()].copy_from_slice(salt);
-    sb
-}
 
 /// What a fake device holds.
 #[derive(Clone, Copy)]
@@ -324,8 +309,10 @@ fn a_data_disk_that_took_vda_is_never_handed_to_device_mapper() {
     add_disk(p, "vdb", 16, true);
     let h = host_with_disk();
     boot(&h, p, &clean(), &[]).unwrap();
-    let calls = dm_ops(&h.ops());
-    let table = calls[2].1.target.as_ref().unwrap();
+    let calls = dm_requests(&h.ops());
+    let DmRequest::LoadTable { target: table, .. } = &calls[2] else {
+        panic!("a table load: {:?}", calls[2])
+    };
     assert!(
         table
             .params
@@ -352,5 +339,8 @@ fn a_data_disk_that_took_vda_is_never_handed_to_device_mapper() {
         err.to_string().contains("on pyre.root=/dev/vda) within 2s"),
         "{err}"
     );
-    assert!(dm_ops(&h.ops()).is_empty(), "no device-mapper call at all");
+    assert!(
+        dm_requests(&h.ops()).is_empty(),
+        "no device-mapper call at all"
+    );
 }

@@ -5,8 +5,9 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 
-use super::escape::{escape, from_hex, to_hex, unescape};
+use super::escape::{escape, unescape};
 use super::{Entry, Kind, Manifest, ManifestError, FORMAT_VERSION};
+use crate::sys::hex::{from_hex, to_hex};
 
 const MAGIC: &str = "pyre-manifest";
 

@@ -5,6 +5,7 @@
 //! neither control characters nor whitespace; every other byte (space, `\`, controls, invalid
 //! UTF-8, Unicode whitespace) becomes `\xHH` with two lowercase hex digits. The escape is
 //! canonical: each byte sequence has exactly one escaped form, and `unescape` rejects any other.
+use crate::sys::hex::hex_val;
 
 /// Escape raw bytes into the canonical manifest token form.
 pub fn escape(raw: &[u8]) -> String {
@@ -120,39 +121,6 @@ pub fn unescape(token: &str) -> Result<Vec<u8>, EscapeError> {
     Ok(out)
 }
 
-/// Lowercase hex digit value; uppercase is rejected so that every value has one spelling.
-pub fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
-    }
-}
-
-/// Lowercase hex of a byte string.
-pub fn to_hex(raw: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(raw.len() * 2);
-    for b in raw {
-        s.push(HEX[usize::from(b >> 4)] as char);
-        s.push(HEX[usize::from(b & 15)] as char);
-    }
-    s
-}
-
-/// Parse lowercase hex; `None` on odd length, uppercase or any other character.
-pub fn from_hex(s: &str) -> Option<Vec<u8>> {
-    let b = s.as_bytes();
-    if b.len() % 2 != 0 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(b.len() / 2);
-    for pair in b.chunks_exact(2) {
-        out.push(hex_val(pair[0])? << 4 | hex_val(pair[1])?);
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,13 +158,5 @@ mod tests {
         for (tok, err) in cases {
             assert_eq!(unescape(tok), Err(err.clone()), "token {tok:?}");
         }
-    }
-
-    #[test]
-    fn hex_round_trip() {
-        assert_eq!(to_hex(&[0, 0xab, 0xff]), "00abff");
-        assert_eq!(from_hex("00abff").unwrap(), vec![0, 0xab, 0xff]);
-        assert_eq!(from_hex("0"), None);
-        assert_eq!(from_hex("AB"), None);
     }
 }

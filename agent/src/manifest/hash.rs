@@ -42,7 +42,7 @@ mod tests {
         let (empty, n) = hash_reader(&mut io::empty(), &mut buf).unwrap();
         assert_eq!(n, 0);
         assert_eq!(
-            super::super::escape::to_hex(&empty),
+            crate::sys::hex::to_hex(&empty),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
     }

@@ -2,19 +2,21 @@
 //! parallel hashing, and the manifest digest. See docs/manifest.md for the format.
 use std::path::PathBuf;
 
-pub mod atomic;
 mod codec;
 pub mod escape;
 mod hash;
-pub mod mountinfo;
 pub mod scan;
+mod scanned;
 mod walk;
 mod xattr;
 
 pub use hash::default_threads;
-pub use scan::{scan, seal, ScanOptions, ScanResult, Scanned, State};
+pub use scan::{scan, seal, ScanOptions, ScanResult};
+pub use scanned::{Scanned, State};
 
 use sha2::{Digest, Sha256};
+
+use crate::sys::hex::to_hex;
 
 /// The format version this build writes and the only one it reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -115,7 +117,7 @@ impl Manifest {
 
 /// `sha256:<hex>` of the manifest bytes: what a signature, a kernel argument or a report pins.
 pub fn digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", escape::to_hex(&Sha256::digest(bytes)))
+    format!("sha256:{}", to_hex(&Sha256::digest(bytes)))
 }
 
 /// Check and normalise an exclude given by a user: absolute, no `.`/`..`/empty components.

@@ -1,40 +1,18 @@
 //! Walk a live tree without crossing mount points, describe every entry, hash regular files
 //! in parallel. `seal` turns a scan into a manifest; drift compares a scan with a manifest.
 use std::collections::HashMap;
-use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use nix::sys::stat::{stat, FileStat};
+use nix::sys::stat::stat;
 
 use super::codec::is_below;
 use super::escape::escape;
-use super::mountinfo::Mount;
-use super::walk::{self, Walk};
-use super::{normalize_exclude, Entry, Kind, Manifest, ManifestError};
-
-/// How an entry was found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum State {
-    /// Fully described.
-    Ok,
-    /// A mount point (another filesystem, or listed in mountinfo): its contents were not walked
-    /// and its attributes are those of the mounted filesystem. `mount` describes it if known.
-    MountPoint {
-        excluded: bool,
-        mount: Option<Box<Mount>>,
-    },
-    /// Could not be read (entry, directory listing or content); the error says why.
-    Unreadable(String),
-}
-
-/// One live entry and how it was found.
-#[derive(Debug, Clone)]
-pub struct Scanned {
-    pub entry: Entry,
-    pub state: State,
-}
+use super::scanned::{describe, kind_of, Scanned, State};
+use super::walk::Walk;
+use super::{normalize_exclude, Kind, Manifest, ManifestError};
+use crate::sys::mountinfo::Mount;
 
 /// What to skip while scanning.
 #[derive(Debug, Clone, Copy)]
@@ -53,48 +31,6 @@ pub struct ScanResult {
     pub entries: Vec<Scanned>,
     pub files_hashed: u64,
     pub bytes_hashed: u64,
-}
-
-/// The attributes a stat gives (everything but content, target, hardlink and xattrs).
-/// Without one (stat failed) all numbers are zero and the kind is a file.
-pub(super) fn describe(path: Vec<u8>, st: Option<&FileStat>) -> Entry {
-    let kind = st.map_or(Kind::File, walk::kind_of);
-    let rdev = st.map_or(0, |s| s.st_rdev);
-    Entry {
-        path,
-        kind,
-        mode: st.map_or(0, |s| s.st_mode & 0o7777),
-        uid: st.map_or(0, |s| s.st_uid),
-        gid: st.map_or(0, |s| s.st_gid),
-        size: match (kind, st) {
-            (Kind::File, Some(s)) => s.st_size as u64,
-            _ => 0,
-        },
-        sha256: None,
-        target: None,
-        rdev: matches!(kind, Kind::Char | Kind::Block)
-            .then(|| (u64::from(libc::major(rdev)), u64::from(libc::minor(rdev)))),
-        hardlink: None,
-        xattrs: Vec::new(),
-    }
-}
-
-pub(super) fn full_path(root: &Path, rel: &[u8]) -> PathBuf {
-    if rel == b"/" {
-        root.to_path_buf()
-    } else {
-        root.join(OsStr::from_bytes(&rel[1..]))
-    }
-}
-
-pub(super) fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(dir.len() + 1 + name.len());
-    p.extend_from_slice(dir);
-    if dir != b"/" {
-        p.push(b'/');
-    }
-    p.extend_from_slice(name);
-    p
 }
 
 /// Mount points strictly below `root`, as paths relative to it.
@@ -124,7 +60,7 @@ pub fn scan(root: &Path, opts: &ScanOptions) -> Result<ScanResult, ManifestError
         msg,
     };
     let root_st = stat(root).map_err(|e| scan_err(format!("stat of the root: {e}")))?;
-    if walk::kind_of(&root_st) != Kind::Dir {
+    if kind_of(&root_st) != Kind::Dir {
         return Err(scan_err("the root is not a directory".into()));
     }
     let root_entry = describe(b"/".to_vec(), Some(&root_st));

@@ -18,9 +18,9 @@ use nix::dir::Dir;
 use nix::fcntl::{openat, readlinkat, OFlag};
 use nix::sys::stat::{fstatat, FileStat, Mode};
 
-use super::mountinfo::Mount;
-use super::scan::{describe, full_path, join, Scanned, State};
-use super::{hash, xattr, Kind, Xattrs};
+use super::scanned::{describe, full_path, join, Scanned, State};
+use super::{hash, xattr, Entry, Kind, Xattrs};
+use crate::sys::mountinfo::Mount;
 
 /// A scanned entry with the identity needed to group hardlinks.
 pub struct Found {
@@ -78,18 +78,6 @@ const DIR_FLAGS: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_DIRECTORY)
     .union(OFlag::O_NOFOLLOW)
     .union(OFlag::O_CLOEXEC);
-
-pub fn kind_of(st: &FileStat) -> Kind {
-    match st.st_mode & libc::S_IFMT {
-        libc::S_IFDIR => Kind::Dir,
-        libc::S_IFLNK => Kind::Symlink,
-        libc::S_IFCHR => Kind::Char,
-        libc::S_IFBLK => Kind::Block,
-        libc::S_IFIFO => Kind::Fifo,
-        libc::S_IFSOCK => Kind::Socket,
-        _ => Kind::File,
-    }
-}
 
 impl<'a> Walk<'a> {
     pub fn new(
@@ -339,7 +327,7 @@ fn open_file(dir: RawFd, name: &CStr) -> io::Result<File> {
     Ok(file)
 }
 
-fn found(entry: super::Entry, state: State, st: Option<&FileStat>) -> Found {
+fn found(entry: Entry, state: State, st: Option<&FileStat>) -> Found {
     Found {
         scanned: Scanned { entry, state },
         dev: st.map_or(0, |s| s.st_dev),

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pyre::drift::{verify_root, DriftReport, VerifyRequest};
-use pyre::manifest::{self, mountinfo};
+use pyre::manifest;
+use pyre::sys::mountinfo;
 
 pub const MOUNTINFO: &str = "/proc/self/mountinfo";
 

@@ -1,5 +1,4 @@
 //! Mount points from a mountinfo file (`/proc/self/mountinfo` format, see proc(5)).
-use super::escape::hex_val;
 
 /// One mount: where it is and what it shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +32,7 @@ fn unoctal(f: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(f.len());
     let mut i = 0;
     while i < f.len() {
-        let oct = |b: u8| hex_val(b).filter(|v| *v < 8);
+        let oct = |b: u8| matches!(b, b'0'..=b'7').then(|| b - b'0');
         if f[i] == b'\\' && f.len() >= i + 4 {
             if let (Some(a), Some(b), Some(c)) = (oct(f[i + 1]), oct(f[i + 2]), oct(f[i + 3])) {
                 out.push(a << 6 | b << 3 | c);

@@ -1,0 +1,106 @@
+//! The side-effect surface: every call that changes the machine goes through one of the small
+//! capability traits below, so the logic above them runs unchanged against [`RealHost`]
+//! (nix/libc; the mutating calls only ever as PID 1 in a guest) and, in tests, against
+//! `RecordingHost` (one ordered list of typed `Op`s, failures injected by
+//! predicate, a fake clock).
+//!
+//! Each capability is its own trait; [`Host`] combines them (with a blanket impl) so that
+//! `init` takes one `&dyn Host`. A new capability (block probing, processes, network) adds its
+//! own small trait beside these, an implementation in `real.rs`, `Op`s in `recording.rs`, and
+//! joins [`Host`] only if `init` needs it; code that needs two capabilities may also take
+//! `&(impl Mounts + Clock)` instead of a whole host.
+//!
+//! The fake is compiled only for this crate's tests and with the non-default `test-fake`
+//! feature (for integration tests that want it): release binaries do not contain it.
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+pub use nix::mount::MsFlags;
+
+pub mod dm;
+mod real;
+#[cfg(any(test, feature = "test-fake"))]
+pub mod recording;
+pub mod rootfs;
+
+pub use dm::{DmReply, DmRequest};
+pub use real::RealHost;
+#[cfg(any(test, feature = "test-fake"))]
+pub use recording::{Op, RecordingHost};
+
+/// mount(2).
+pub trait Mounts {
+    fn mount(
+        &self,
+        source: Option<&str>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> io::Result<()>;
+}
+
+/// Files and directories the logic creates or looks for.
+pub trait Files {
+    /// Create a directory and its parents; an existing directory is fine.
+    fn mkdir_all(&self, path: &Path) -> io::Result<()>;
+    /// Replace `path` atomically (see [`crate::sys::atomic`]).
+    fn write_file(&self, path: &Path, contents: &[u8]) -> io::Result<()>;
+    fn exists(&self, path: &Path) -> bool;
+}
+
+/// Device nodes and device-mapper.
+pub trait Devices {
+    /// Create a block device node (mode 0600).
+    fn mknod_block(&self, path: &Path, major: u32, minor: u32) -> io::Result<()>;
+    /// One device-mapper request on the control node (`/dev/mapper/control`).
+    fn dm(&self, control: &Path, request: &DmRequest) -> io::Result<DmReply>;
+}
+
+/// Kernel modules.
+pub trait Modules {
+    /// Load a kernel module from a file (finit_module(2)); compressed modules are fine.
+    fn finit_module(&self, path: &Path) -> io::Result<()>;
+}
+
+/// Time, so that deadlines and retries are tested without waiting.
+pub trait Clock {
+    /// Monotonic clock (time since boot).
+    fn now(&self) -> Duration;
+    fn sleep(&self, d: Duration);
+}
+
+/// The console.
+pub trait Console {
+    /// Point stdin, stdout and stderr at the console device.
+    fn attach_console(&self, console: &Path) -> io::Result<()>;
+    /// Print one line on the console.
+    fn console(&self, line: &str);
+}
+
+/// Flushing and stopping the machine.
+pub trait Power {
+    fn sync(&self);
+    /// Power off; on a real machine it does not return when it works.
+    fn power_off(&self) -> io::Result<()>;
+}
+
+/// The last steps of PID 1 in the initramfs: leave it, free it, enter the new root.
+pub trait Handover {
+    /// Delete everything under `root` on root's own filesystem, leaving mount points alone.
+    /// Refuses unless `root` is the initramfs (ramfs or tmpfs).
+    fn clear_initramfs(&self, root: &Path) -> io::Result<()>;
+    fn chdir(&self, path: &Path) -> io::Result<()>;
+    fn chroot(&self, path: &Path) -> io::Result<()>;
+    /// Replace this process; returns only on failure.
+    fn execv(&self, path: &Path, args: &[String]) -> io::Result<()>;
+}
+
+/// Every capability `pyre init` uses, as one value.
+pub trait Host: Mounts + Files + Devices + Modules + Clock + Console + Power + Handover {}
+
+impl<T> Host for T where
+    T: Mounts + Files + Devices + Modules + Clock + Console + Power + Handover + ?Sized
+{
+}

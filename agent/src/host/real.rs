@@ -1,0 +1,232 @@
+//! The real machine, over nix and libc.
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::time::Duration;
+
+use super::dm::{self, DmReply, DmRequest};
+use super::{Clock, Console, Devices, Files, Handover, Modules, Mounts, MsFlags, Power};
+use crate::sys::atomic;
+
+fn nix_err(e: nix::Error) -> io::Error {
+    io::Error::from_raw_os_error(e as i32)
+}
+
+/// The real machine. Only ever used by PID 1 (see `cmd::init`, which refuses otherwise).
+pub struct RealHost;
+
+impl Mounts for RealHost {
+    fn mount(
+        &self,
+        source: Option<&str>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> io::Result<()> {
+        nix::mount::mount(source, target, fstype, flags, data).map_err(nix_err)
+    }
+}
+
+impl Files for RealHost {
+    fn mkdir_all(&self, path: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(path)
+    }
+
+    fn write_file(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
+        atomic::write(path, contents, atomic::Options::REPLACE)
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+}
+
+impl Devices for RealHost {
+    fn mknod_block(&self, path: &Path, major: u32, minor: u32) -> io::Result<()> {
+        use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+        let dev = makedev(major.into(), minor.into());
+        mknod(path, SFlag::S_IFBLK, Mode::from_bits_truncate(0o600), dev).map_err(nix_err)
+    }
+
+    fn dm(&self, control: &Path, request: &DmRequest) -> io::Result<DmReply> {
+        let invalid = |e: dm::DmError| io::Error::new(io::ErrorKind::InvalidInput, e);
+        let mut buf = request.encode().map_err(invalid)?;
+        dm_ioctl(control, request.cmd().request(), &mut buf)?;
+        let reply = dm::decode(&buf).map_err(invalid)?;
+        Ok(DmReply { dev: reply.dev })
+    }
+}
+
+impl Modules for RealHost {
+    fn finit_module(&self, path: &Path) -> io::Result<()> {
+        // MODULE_INIT_COMPRESSED_FILE: let the kernel decompress .ko.xz/.ko.zst itself.
+        const COMPRESSED: libc::c_int = 4;
+        let name = path.to_string_lossy();
+        let flags = if [".xz", ".zst", ".gz"].iter().any(|s| name.ends_with(s)) {
+            COMPRESSED
+        } else {
+            0
+        };
+        let file = std::fs::File::open(path)?;
+        // SAFETY: finit_module reads from a valid open fd and a NUL-terminated empty string.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_finit_module,
+                file.as_raw_fd(),
+                c"".as_ptr(),
+                flags,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+impl Clock for RealHost {
+    fn now(&self) -> Duration {
+        use nix::time::{clock_gettime, ClockId};
+        clock_gettime(ClockId::CLOCK_MONOTONIC)
+            .map(Duration::from)
+            .unwrap_or_default()
+    }
+
+    fn sleep(&self, d: Duration) {
+        std::thread::sleep(d)
+    }
+}
+
+impl Console for RealHost {
+    fn attach_console(&self, console: &Path) -> io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY)
+            .open(console)?;
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors; f stays open until the end.
+            if unsafe { libc::dup2(f.as_raw_fd(), fd) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+
+    fn console(&self, line: &str) {
+        let _ = io::stderr()
+            .lock()
+            .write_all(format!("{line}\n").as_bytes());
+    }
+}
+
+impl Power for RealHost {
+    fn sync(&self) {
+        nix::unistd::sync()
+    }
+
+    fn power_off(&self) -> io::Result<()> {
+        use nix::sys::reboot::{reboot, RebootMode};
+        match reboot(RebootMode::RB_POWER_OFF) {
+            Ok(never) => match never {},
+            Err(e) => Err(nix_err(e)),
+        }
+    }
+}
+
+impl Handover for RealHost {
+    fn clear_initramfs(&self, root: &Path) -> io::Result<()> {
+        let kind = nix::sys::statfs::statfs(root)
+            .map_err(nix_err)?
+            .filesystem_type()
+            .0;
+        const RAMFS_MAGIC: i64 = 0x8584_58f6;
+        if ![RAMFS_MAGIC, libc::TMPFS_MAGIC].contains(&kind) {
+            return Err(io::Error::other(format!(
+                "refusing to clear {}: not the initramfs (ramfs/tmpfs)",
+                root.display()
+            )));
+        }
+        super::rootfs::remove_same_fs(root).map(|_| ())
+    }
+
+    fn chdir(&self, path: &Path) -> io::Result<()> {
+        nix::unistd::chdir(path).map_err(nix_err)
+    }
+
+    fn chroot(&self, path: &Path) -> io::Result<()> {
+        nix::unistd::chroot(path).map_err(nix_err)
+    }
+
+    fn execv(&self, path: &Path, args: &[String]) -> io::Result<()> {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let bad = |_| io::Error::from_raw_os_error(libc::EINVAL);
+        let prog = CString::new(path.as_os_str().as_bytes()).map_err(bad)?;
+        let argv = args
+            .iter()
+            .map(|a| CString::new(a.as_bytes()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(bad)?;
+        match nix::unistd::execv(&prog, &argv) {
+            Ok(never) => match never {},
+            Err(e) => Err(nix_err(e)),
+        }
+    }
+}
+
+/// One device-mapper ioctl on the control node; the kernel's reply overwrites `buf`.
+fn dm_ioctl(control: &Path, request: u64, buf: &mut [u8]) -> io::Result<()> {
+    let ctl = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(control)?;
+    // SAFETY: buf is a live, writable buffer whose first 312 bytes hold a dm_ioctl header
+    // whose data_size is at most buf.len(), so the kernel reads and writes inside it.
+    let rc = unsafe { libc::ioctl(ctl.as_raw_fd(), request as libc::Ioctl, buf.as_mut_ptr()) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_host_writes_files_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let sig = dir.path().join("manifest.sig");
+        RealHost
+            .write_file(&dir.path().join("manifest"), b"m")
+            .unwrap();
+        RealHost.write_file(&sig, b"s").unwrap();
+        assert_eq!(std::fs::read(&sig).unwrap(), b"s");
+        assert_eq!(std::fs::read(dir.path().join("manifest")).unwrap(), b"m");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "no temp files left"
+        );
+    }
+
+    #[test]
+    fn real_host_reads_the_monotonic_clock() {
+        let a = RealHost.now();
+        let b = RealHost.now();
+        assert!(a > Duration::ZERO && b >= a);
+    }
+
+    #[test]
+    fn real_host_refuses_to_clear_a_disk_directory() {
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        std::fs::write(dir.path().join("keep"), b"x").unwrap();
+        // The crate directory is on a disk filesystem, never ramfs/tmpfs.
+        let err = RealHost.clear_initramfs(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("not the initramfs"), "{err}");
+        assert!(dir.path().join("keep").exists());
+    }
+}
