@@ -3,6 +3,7 @@
 //! Library modules hold the logic (pure where possible, over `impl Read`/`impl Write` and
 //! injected host paths); `cmd` holds thin shells that the binary dispatches to.
 pub mod cmd;
+pub mod config;
 pub mod drift;
 pub mod host;
 pub mod init;
