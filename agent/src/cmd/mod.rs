@@ -9,6 +9,7 @@ use crate::keys;
 use crate::manifest::atomic;
 
 pub mod boot_report;
+pub mod config;
 pub mod diff;
 pub mod init;
 pub mod keygen;
@@ -65,6 +66,8 @@ pub enum Command {
     Init(InitArgs),
     /// Print the boot verification record left by `pyre init` (for pyre-verified.service).
     BootReport(BootReportArgs),
+    /// Instance configs: validate, print the JSON Schema, sign.
+    Config(config::ConfigArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

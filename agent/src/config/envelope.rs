@@ -88,11 +88,10 @@ impl Envelope {
             .find(|k| keys::key_id(k) == self.key)
             .ok_or_else(|| ConfigError::UnknownKey {
                 key: self.key.clone(),
-                trusted: trusted
-                    .iter()
-                    .map(keys::key_id)
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                trusted: match trusted {
+                    [] => "none".to_string(),
+                    ks => ks.iter().map(keys::key_id).collect::<Vec<_>>().join(", "),
+                },
             })?;
         key.verify(&signed_message(self.signed.as_bytes()), &sig)
             .map_err(|_| ConfigError::BadSignature {

@@ -282,7 +282,7 @@ fn bad_envelopes_are_refused_with_the_signature_message_id() {
         &empty.path().join("none"),
     )
     .unwrap_err();
-    assert!(e.to_string().contains("(trusted: )"), "{e}");
+    assert!(e.to_string().contains("(trusted: none)"), "{e}");
 }
 
 #[test]
