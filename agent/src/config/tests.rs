@@ -391,3 +391,53 @@ fn policy_defaults_and_parsing() {
         assert_eq!(e.message_id(), msgid::POLICY);
     }
 }
+
+/// A small deterministic mutation run over the fixtures, with the fuzz target's properties, so
+/// `cargo test` catches a panic or a non-round-tripping config without cargo-fuzz.
+#[test]
+fn mutated_fixtures_never_panic_and_accepted_ones_round_trip() {
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) as usize
+    };
+    let alphabet = b"{}[]\":,0123456789abcdefghijklmnopqrstuvwxyz-_/. \\\n\x00\xff";
+    let mut accepted = 0;
+    for p in fixture_names("") {
+        let orig = std::fs::read(&p).unwrap();
+        for _ in 0..300 {
+            let mut b = orig.clone();
+            for _ in 0..1 + next() % 3 {
+                let i = next() % (b.len() + 1);
+                let c = alphabet[next() % alphabet.len()];
+                match next() % 3 {
+                    0 if i < b.len() => b[i] = c,
+                    1 if i < b.len() => {
+                        b.remove(i);
+                    }
+                    _ => b.insert(i, c),
+                }
+            }
+            if let Ok(c) = parse(&b) {
+                accepted += 1;
+                assert_eq!(
+                    parse(&c.to_json_with_secrets()).unwrap(),
+                    c,
+                    "{}",
+                    String::from_utf8_lossy(&b)
+                );
+            }
+            if let Ok(env) = Envelope::parse(&b) {
+                assert!(env
+                    .verify(&[SigningKey::from_bytes(&[9; 32]).verifying_key()])
+                    .is_err());
+            }
+        }
+    }
+    assert!(
+        accepted > 100,
+        "mutations too destructive to exercise acceptance: {accepted}"
+    );
+}
