@@ -221,3 +221,42 @@ fn an_invalid_config_is_not_applied() {
     assert!(e.to_string().contains("files[0].path"), "{e}");
     assert!(host.ops().is_empty());
 }
+
+/// The real sethostname, in a private UTS namespace of one test thread (skipped when not
+/// allowed to unshare). The thread proves its namespace differs before touching anything, so
+/// the host's name can never change.
+#[test]
+fn real_sethostname_in_a_private_uts_namespace() {
+    use nix::sched::{unshare, CloneFlags};
+    let ns = || fs::read_link("/proc/thread-self/ns/uts").ok();
+    let host_ns = ns();
+    let host_name = nix::unistd::gethostname().unwrap();
+    let got = std::thread::spawn(move || {
+        unshare(CloneFlags::CLONE_NEWUTS).ok()?;
+        let mine = ns();
+        if mine.is_none() || mine == host_ns {
+            return None;
+        }
+        NixApplyHost.set_hostname("pyre-uts-test").unwrap();
+        Some(nix::unistd::gethostname().unwrap())
+    })
+    .join()
+    .unwrap();
+    let Some(got) = got else {
+        eprintln!("skipped: cannot unshare a UTS namespace here");
+        return;
+    };
+    assert_eq!(got, "pyre-uts-test");
+    assert_eq!(
+        nix::unistd::gethostname().unwrap(),
+        host_name,
+        "the host's name is untouched"
+    );
+}
+
+#[test]
+fn real_user_database_lookups() {
+    assert_eq!(NixApplyHost.user_id("root").unwrap(), Some(0));
+    assert_eq!(NixApplyHost.group_id("root").unwrap(), Some(0));
+    assert_eq!(NixApplyHost.user_id("no-such-user-pyre").unwrap(), None);
+}
