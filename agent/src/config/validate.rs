@@ -438,7 +438,7 @@ fn sink(k: &mut Checker, at: &str, s: &Sink) {
 
 /// Parse `u` and check its scheme; no credentials in URLs (they would reach logs).
 pub fn url_with(u: &str, schemes: &[&str]) -> Result<url::Url, String> {
-    let parsed = url::Url::parse(u).map_err(|e| format!("{u:?} is not a URL: {e}"))?;
+    let parsed = url::Url::parse(u).map_err(|e| format!("not a URL: {e}"))?;
     if !schemes.contains(&parsed.scheme()) {
         return Err(format!(
             "unsupported scheme {:?}, expected one of {}",
