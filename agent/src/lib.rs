@@ -30,6 +30,7 @@
 //! cycle; its table lists `enforce`, `config`, `providers`, `volumes` and `logship` ahead of
 //! their arrival.
 pub mod cmd;
+pub mod config;
 pub mod drift;
 pub mod host;
 pub mod init;

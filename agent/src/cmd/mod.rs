@@ -9,6 +9,7 @@ use crate::sys::atomic::{self, Options};
 use exit::{CmdError, Exit};
 
 pub mod boot_report;
+pub mod config;
 pub mod diff;
 pub mod exit;
 pub mod init;
@@ -51,6 +52,8 @@ pub enum Command {
     Init(InitArgs),
     /// Print the boot verification record left by `pyre init` (for pyre-verified.service).
     BootReport(BootReportArgs),
+    /// Instance configs: validate, print the JSON Schema, sign.
+    Config(config::ConfigArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -139,6 +142,7 @@ pub fn run(command: Command) -> Result<Exit, CmdError> {
         Command::Diff(a) => diff::run(a),
         Command::Init(a) => init::run(a),
         Command::BootReport(a) => boot_report::run(a),
+        Command::Config(a) => Ok(config::run(a)?),
     }
 }
 

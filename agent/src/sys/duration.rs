@@ -1,10 +1,16 @@
-//! Durations written as one whole number and one unit: `500ms`, `30s`, `15m`, `24h`. Config
+//! Durations written as one whole number and one unit: `500ms`, `30s`, `15m`, `24h`, `7d`. Config
 //! v1 and the kernel command line (`pyre.config.deadline=30s`) use this form; nothing else is
 //! accepted (no fractions, signs, spaces or compound forms such as `1h30m`: write `90m`).
 use std::time::Duration;
 
 /// The units, smallest first: (suffix, milliseconds).
-const UNITS: &[(&str, u64)] = &[("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)];
+const UNITS: &[(&str, u64)] = &[
+    ("ms", 1),
+    ("s", 1_000),
+    ("m", 60_000),
+    ("h", 3_600_000),
+    ("d", 86_400_000),
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {
@@ -12,9 +18,9 @@ pub enum DurationError {
     Empty,
     #[error("duration {0:?} does not start with a whole number (write e.g. 30s)")]
     NoNumber(String),
-    #[error("duration {0:?} has no unit (ms, s, m or h)")]
+    #[error("duration {0:?} has no unit (ms, s, m, h or d)")]
     NoUnit(String),
-    #[error("duration {input:?} has an unknown unit {unit:?} (ms, s, m or h)")]
+    #[error("duration {input:?} has an unknown unit {unit:?} (ms, s, m, h or d)")]
     BadUnit { input: String, unit: String },
     #[error("duration {0:?} is too long")]
     Overflow(String),
@@ -72,6 +78,7 @@ mod tests {
             ("30s", 30_000),
             ("15m", 900_000),
             ("24h", 86_400_000),
+            ("7d", 604_800_000),
             ("007s", 7_000),
             ("90m", 5_400_000),
         ];
@@ -87,11 +94,11 @@ mod tests {
             ("s", "\"s\" does not start with a whole number"),
             ("-5s", "does not start with a whole number"),
             (" 5s", "does not start with a whole number"),
-            ("30", "\"30\" has no unit (ms, s, m or h)"),
+            ("30", "\"30\" has no unit (ms, s, m, h or d)"),
             ("1.5h", "unknown unit \".5h\""),
             ("5 s", "unknown unit \" s\""),
             ("1h30m", "unknown unit \"h30m\""),
-            ("2d", "unknown unit \"d\""),
+            ("2w", "unknown unit \"w\""),
             ("10S", "unknown unit \"S\""),
             ("99999999999999999999s", "is too long"),
             ("18446744073709552h", "is too long"),
@@ -112,7 +119,9 @@ mod tests {
             (90_000, "90s"),
             (900_000, "15m"),
             (5_400_000, "90m"),
-            (86_400_000, "24h"),
+            (82_800_000, "23h"),
+            (86_400_000, "1d"),
+            (90_000_000, "25h"),
         ];
         for (ms, want) in cases {
             let d = Duration::from_millis(*ms);
