@@ -13,6 +13,8 @@ mod fs;
 pub mod gpt;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub mod tests_support;
 
 /// Bytes read from the start and from the end of a device.
 pub const EDGE: u64 = 1 << 20;
@@ -78,6 +80,26 @@ impl Kind {
             Kind::Ntfs => "ntfs",
             Kind::ZfsMember => "zfs-member",
         }
+    }
+}
+
+impl Kind {
+    /// Something that carries a filesystem label and UUID a selector can name.
+    pub fn is_filesystem(self) -> bool {
+        matches!(
+            self,
+            Kind::Ext2
+                | Kind::Ext3
+                | Kind::Ext4
+                | Kind::Xfs
+                | Kind::Btrfs
+                | Kind::Swap
+                | Kind::Iso9660
+                | Kind::Squashfs
+                | Kind::Erofs
+                | Kind::Vfat
+                | Kind::Ntfs
+        )
     }
 }
 

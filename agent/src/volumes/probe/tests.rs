@@ -1,7 +1,7 @@
 //! Signatures written byte by byte from each format's specification, probed from a Cursor.
 use std::io::{self, Cursor, Read, Seek, SeekFrom};
 
-use super::gpt::{crc32, guid, partitions};
+use super::gpt::{guid, partitions};
 use super::*;
 
 const MIB: usize = 1 << 20;
@@ -246,40 +246,7 @@ fn vfat_needs_a_plausible_boot_sector() {
 }
 
 fn gpt_image(sector: usize) -> Vec<u8> {
-    let size = 8 * MIB;
-    let mut img = vec![0; size];
-    let lbas = (size / sector) as u64;
-    // One entry: Linux data, "data", partuuid 01020304-0506-0708-090a-0b0c0d0e0f10.
-    let mut entries = vec![0u8; 128 * 128];
-    put(&mut entries, 0, &[0xAF; 16]);
-    put(&mut entries, 16, &(1..=16).collect::<Vec<u8>>());
-    put(&mut entries, 32, &34u64.to_le_bytes());
-    put(&mut entries, 40, &(lbas - 34).to_le_bytes());
-    for (i, c) in "data".encode_utf16().enumerate() {
-        put(&mut entries, 56 + 2 * i, &c.to_le_bytes());
-    }
-    let ecrc = crc32(&entries);
-    for (my, alt, entries_lba) in [(1, lbas - 1, 2), (lbas - 1, 1, lbas - 33)] {
-        let mut h = vec![0u8; 92];
-        put(&mut h, 0, b"EFI PART");
-        put(&mut h, 8, &0x0001_0000u32.to_le_bytes());
-        put(&mut h, 12, &92u32.to_le_bytes());
-        put(&mut h, 24, &my.to_le_bytes());
-        put(&mut h, 32, &alt.to_le_bytes());
-        put(&mut h, 56, &[0x42; 16]);
-        put(&mut h, 72, &entries_lba.to_le_bytes());
-        put(&mut h, 80, &128u32.to_le_bytes());
-        put(&mut h, 84, &128u32.to_le_bytes());
-        put(&mut h, 88, &ecrc.to_le_bytes());
-        let hcrc = crc32(&h);
-        put(&mut h, 16, &hcrc.to_le_bytes());
-        put(&mut img, my as usize * sector, &h);
-        put(&mut img, entries_lba as usize * sector, &entries);
-    }
-    // Protective MBR.
-    img[446 + 4] = 0xEE;
-    put(&mut img, 510, &[0x55, 0xAA]);
-    img
+    super::tests_support::gpt_sized(8 * MIB, sector, "data")
 }
 
 #[test]
