@@ -15,6 +15,7 @@ pub mod keygen;
 pub mod seal;
 pub mod sign;
 pub mod verify;
+pub mod volumes;
 
 /// Process exit codes. Documented in docs/exit-codes.md and `pyre --help`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +66,8 @@ pub enum Command {
     Init(InitArgs),
     /// Print the boot verification record left by `pyre init` (for pyre-verified.service).
     BootReport(BootReportArgs),
+    /// External data volumes: find, check, format only if blank, mount.
+    Volumes(VolumesArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -141,6 +144,36 @@ pub struct BootReportArgs {
     /// The record written by `pyre init`.
     #[arg(long, default_value = "/run/pyre/boot.json")]
     pub record: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumesArgs {
+    #[command(subcommand)]
+    pub command: VolumesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumesCommand {
+    /// Set up the volumes of a config v1 file, exactly as `pyre boot` does.
+    Apply(VolumesApplyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VolumesApplyArgs {
+    /// Config v1 file (JSON); its `volumes` section is applied.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Find and probe the devices and print the plan; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// sysfs root (a parameter for tests).
+    #[arg(long, default_value = "/sys")]
+    pub sys: PathBuf,
+    /// Directory of device nodes (a parameter for tests).
+    #[arg(long, default_value = "/dev")]
+    pub dev: PathBuf,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
 }
 
 /// Write the detached signature of `digest` next to `manifest` (as MANIFEST.sig): shared by

@@ -27,7 +27,7 @@ pub trait VolumeHost: Sync {
     /// Device number of the block device at `path`, following symlinks; an error when it
     /// is not a block device.
     fn block_devnum(&self, path: &Path) -> io::Result<(u32, u32)>;
-    /// The contents of /proc/self/mountinfo.
+    /// The mount table of the calling thread's mount namespace.
     fn mountinfo(&self) -> io::Result<Vec<u8>>;
     /// Create a directory and its parents; an existing directory is fine.
     fn mkdir_all(&self, path: &Path) -> io::Result<()>;
@@ -131,7 +131,7 @@ impl VolumeHost for RealVolumeHost {
     }
 
     fn mountinfo(&self) -> io::Result<Vec<u8>> {
-        std::fs::read("/proc/self/mountinfo")
+        std::fs::read("/proc/thread-self/mountinfo")
     }
 
     fn mkdir_all(&self, path: &Path) -> io::Result<()> {
@@ -214,7 +214,7 @@ mod tests {
     #[test]
     fn real_host_refuses_a_non_block_device() {
         let e = RealVolumeHost::new()
-            .block_devnum(Path::new("/proc/self/mountinfo"))
+            .block_devnum(Path::new("/proc/thread-self/mountinfo"))
             .unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ENOTBLK));
     }

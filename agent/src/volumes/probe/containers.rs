@@ -1,8 +1,8 @@
 //! Containers and members: LUKS1/2, LVM2 physical volumes, md RAID 0.90 and 1.x, ZFS.
 use super::{text, uuid, Kind, Regions, Signature};
 
-/// LUKS: "LUKS\xba\xbe" at 0 (version be16 at 6); a LUKS2 secondary header "SKUL\xba\xbe" at
-/// 16 KiB .. 4 MiB (found even when the primary header was wiped).
+/// LUKS: "LUKS\xba\xbe" at 0 (version be16 at 6); else a LUKS2 secondary header "SKUL\xba\xbe"
+/// at 16 KiB .. 4 MiB (found even when the primary header was wiped).
 pub fn luks(r: &Regions) -> Vec<Signature> {
     let mut out = vec![];
     if r.is(0, b"LUKS\xba\xbe") {
@@ -22,6 +22,7 @@ pub fn luks(r: &Regions) -> Vec<Signature> {
             v => s.note = Some(format!("unknown version {}", v.unwrap_or(0))),
         }
         out.push(s);
+        return out;
     }
     for shift in 14..=22 {
         let at = 1u64 << shift;
