@@ -8,7 +8,7 @@
 //! for the table of which bytes identify what.
 use std::io::{self, Read, Seek, SeekFrom};
 
-mod containers;
+pub mod containers;
 mod fs;
 pub mod gpt;
 #[cfg(test)]
