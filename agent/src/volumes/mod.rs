@@ -130,3 +130,5 @@ impl ApplyError {
 
 #[cfg(test)]
 mod apply_tests;
+#[cfg(test)]
+mod select_tests;
