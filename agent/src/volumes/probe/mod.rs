@@ -23,8 +23,7 @@ const LUKS2_FAR: [u64; 3] = [1 << 20, 2 << 20, 4 << 20];
 const FAR_LEN: u64 = 4096;
 
 /// What a device holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     Ext2,
     Ext3,
@@ -100,6 +99,13 @@ impl Kind {
                 | Kind::Vfat
                 | Kind::Ntfs
         )
+    }
+}
+
+/// Serialised as its [`Kind::name`] (`mdraid-0.90`, `zfs-member`).
+impl serde::Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
     }
 }
 

@@ -383,3 +383,10 @@ fn tiny_inputs_do_not_panic() {
         assert!(n == 0 || !p.is_blank());
     }
 }
+
+#[test]
+fn kinds_serialise_as_their_names() {
+    for k in [Kind::Mdraid090, Kind::Mdraid1, Kind::ZfsMember, Kind::GptBackup, Kind::Lvm2Pv] {
+        assert_eq!(serde_json::to_value(k).unwrap(), k.name());
+    }
+}
