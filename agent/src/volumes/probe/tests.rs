@@ -386,7 +386,13 @@ fn tiny_inputs_do_not_panic() {
 
 #[test]
 fn kinds_serialise_as_their_names() {
-    for k in [Kind::Mdraid090, Kind::Mdraid1, Kind::ZfsMember, Kind::GptBackup, Kind::Lvm2Pv] {
+    for k in [
+        Kind::Mdraid090,
+        Kind::Mdraid1,
+        Kind::ZfsMember,
+        Kind::GptBackup,
+        Kind::Lvm2Pv,
+    ] {
         assert_eq!(serde_json::to_value(k).unwrap(), k.name());
     }
 }
