@@ -12,6 +12,19 @@ pkgs=(
   time                # /usr/bin/time for wall/CPU/peak RSS in `make bench`
   systemd             # systemd-analyze verify for the unit files
   shellcheck          # lints the shell recipes (make lint)
+  # The volume tests put every signature the prober knows on loop devices with the real tool,
+  # and format/grow blank ones:
+  util-linux          # losetup, (mkswap)
+  e2fsprogs           # mkfs.ext2/3/4, resize2fs
+  xfsprogs            # mkfs.xfs, xfs_growfs
+  btrfs-progs         # mkfs.btrfs
+  lvm2                # pvcreate
+  mdadm               # md RAID 0.90 / 1.2 members
+  fdisk               # sfdisk: GPT and DOS tables
+  squashfs-tools      # mksquashfs
+  genisoimage         # iso9660
+  dosfstools          # mkfs.vfat
+  ntfs-3g             # mkfs.ntfs
 )
 missing=()
 for p in "${pkgs[@]}"; do

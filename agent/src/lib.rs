@@ -38,3 +38,4 @@ pub mod keys;
 pub mod logging;
 pub mod manifest;
 pub mod sys;
+pub mod volumes;

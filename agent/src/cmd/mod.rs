@@ -18,6 +18,7 @@ mod output;
 pub mod seal;
 pub mod sign;
 pub mod verify;
+pub mod volumes;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -54,6 +55,8 @@ pub enum Command {
     BootReport(BootReportArgs),
     /// Instance configs: validate, print the JSON Schema, sign.
     Config(config::ConfigArgs),
+    /// External data volumes: find, check, format only if blank, mount.
+    Volumes(VolumesArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -132,6 +135,36 @@ pub struct BootReportArgs {
     pub record: PathBuf,
 }
 
+#[derive(Debug, Args)]
+pub struct VolumesArgs {
+    #[command(subcommand)]
+    pub command: VolumesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumesCommand {
+    /// Set up the volumes of a config v1 file, exactly as `pyre boot` does.
+    Apply(VolumesApplyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VolumesApplyArgs {
+    /// Config v1 file (JSON); its `volumes` section is applied.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Find and probe the devices and print the plan; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// sysfs root (a parameter for tests).
+    #[arg(long, default_value = "/sys")]
+    pub sys: PathBuf,
+    /// Directory of device nodes (a parameter for tests).
+    #[arg(long, default_value = "/dev")]
+    pub dev: PathBuf,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
 /// Run one subcommand (everything but the kernel's plain `/init`, which main handles first).
 pub fn run(command: Command) -> Result<Exit, CmdError> {
     match command {
@@ -143,6 +176,7 @@ pub fn run(command: Command) -> Result<Exit, CmdError> {
         Command::Init(a) => init::run(a),
         Command::BootReport(a) => boot_report::run(a),
         Command::Config(a) => Ok(config::run(a)?),
+        Command::Volumes(a) => Ok(volumes::run(a)?),
     }
 }
 
