@@ -63,7 +63,8 @@ pub enum Command {
     Diff(DiffArgs),
     /// Run as PID 1 in the initramfs: verity root, verify, switch_root.
     Init(InitArgs),
-    /// Print the boot verification record left by `pyre init` (for pyre-verified.service).
+    /// Confirm this boot's root is verified (for pyre-verified.service): print the record
+    /// `pyre init` left, or without one verify the live root against /etc/pyre/manifest.
     BootReport(BootReportArgs),
 }
 
@@ -141,6 +142,16 @@ pub struct BootReportArgs {
     /// The record written by `pyre init`.
     #[arg(long, default_value = "/run/pyre/boot.json")]
     pub record: PathBuf,
+    /// The live root, verified when there is no record.
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    /// The image's signed manifest, its signature and trusted keys (manifest, manifest.sig,
+    /// keys/*.pub).
+    #[arg(long, default_value = "/etc/pyre")]
+    pub etc: PathBuf,
+    /// Kernel command line (its pyre.manifest.digest pins the manifest).
+    #[arg(long, default_value = "/proc/cmdline")]
+    pub cmdline: PathBuf,
 }
 
 /// Write the detached signature of `digest` next to `manifest` (as MANIFEST.sig): shared by

@@ -13,6 +13,7 @@ pub mod boot;
 pub mod cmdline;
 pub mod dm;
 pub mod modules;
+pub mod ready;
 pub mod record;
 pub mod rootfs;
 pub mod verify;
