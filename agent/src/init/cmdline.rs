@@ -85,7 +85,7 @@ pub fn manifest_digest(cmdline: &str) -> Option<String> {
     words(cmdline)
         .into_iter()
         .filter_map(|w| w.strip_prefix("pyre.manifest.digest=").map(str::to_string))
-        .last()
+        .next_back()
 }
 
 fn is_hex(s: &str) -> bool {

@@ -186,7 +186,7 @@ fn root_dm_name(mountinfo: &Path, sys: &Path) -> Result<Option<String>, ReadyErr
             let f: Vec<&str> = l.split(' ').collect();
             (f.len() > 4 && f[4] == "/").then(|| f[2].to_string())
         })
-        .last()
+        .next_back()
     else {
         return Err(ReadyError::Read {
             path: mountinfo.to_path_buf(),
