@@ -29,6 +29,23 @@ pub fn refused(code: &str) -> String {
     format!("{REFUSED}{code}]")
 }
 
+/// systemd reached pyre-ready.target (only through pyre-verified.service).
+pub const READY_REACHED: &str = "Reached target pyre-ready.target";
+/// pyre-verified.service failed, and so pyre-ready.target did not start (systemd 252 lines).
+pub const VERIFIED_UNIT_FAILED: &str = "Failed to start pyre-verified.service";
+pub const READY_DEPENDENCY_FAILED: &str = "Dependency failed for pyre-ready.target";
+
+/// pyre-verified.service's line after verifying the live root itself (no record from pyre
+/// init); the manifest digest follows. From agent/src/init/ready.rs.
+pub const LIVE_VERIFIED: &str =
+    "pyre: root verified at run time (pyre init did not verify this boot): manifest sha256:";
+
+/// pyre's message id for drift (agent/src/cmd/boot_report.rs, agent/src/cmd/verify.rs).
+pub const DRIFT_ID: &str = "PYRE_DRIFT: ";
+
+/// The start of pyre init's console lines.
+pub const PYRE_INIT: &str = "pyre init: ";
+
 /// The kernel's last words on a power off.
 pub const KERNEL_POWER_DOWN: &str = "reboot: Power down";
 

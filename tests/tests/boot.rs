@@ -7,8 +7,11 @@ use std::path::PathBuf;
 
 use pyre_tests::image::{pyre_bin, work_dir, Image};
 use pyre_tests::markers::{CODE_DRIFT, CODE_ROOT_MOUNT, CODE_SIGNATURE, CODE_VERIFY, CODE_VERITY};
+use pyre_tests::plain::{plain_cmdline, plain_initrd};
 use pyre_tests::report::record;
-use pyre_tests::scenario::{boot_clean, boot_refused, scaled, Refused, SHUTDOWN_GRACE};
+use pyre_tests::scenario::{
+    boot_clean, boot_not_ready, boot_ready_live, boot_refused, scaled, Refused, SHUTDOWN_GRACE,
+};
 use pyre_tests::tamper::{initrd_signed_by_other_key, tamper_root, TAMPER_CANDIDATES};
 use pyre_tests::{QemuBuilder, VIA_POWER_BUTTON};
 
@@ -133,6 +136,46 @@ fn manifest_signed_by_another_key_is_refused_and_powered_off() {
         r.reason.to_lowercase().contains("signature"),
         "the refusal does not mention the signature: {:?}",
         r.reason
+    );
+}
+
+/// An initramfs that is not pyre's (tests/src/plain_init.c: no dm-verity, no check) on the
+/// image's own root: pyre-ready.target is reached only through pyre-verified.service's own
+/// check of the live root against /etc/pyre/manifest.
+#[test]
+fn without_pyre_init_readiness_comes_from_a_live_check() {
+    let image = image();
+    let scenario = "plain-initramfs";
+    let work = Work::new(scenario);
+    let initrd = plain_initrd(&image, &work.0).unwrap_or_else(|e| panic!("{e}"));
+    let builder = QemuBuilder::new(&image, scenario)
+        .initrd(initrd)
+        .cmdline(plain_cmdline());
+    let r = boot_ready_live(builder, image.manifest_digest()).unwrap_or_else(|e| panic!("{e}"));
+    record(scenario, "pyre-verified live check done", r.verified_at);
+    record(scenario, "pyre-ready.target", r.ready_at);
+}
+
+/// The same boot on a root with one byte of a file changed (no dm-verity to notice it):
+/// pyre-verified.service fails with the drift report and pyre-ready.target stays down.
+#[test]
+fn without_pyre_init_a_drifted_root_keeps_readiness_down() {
+    let image = image();
+    let scenario = "plain-initramfs-drift";
+    let work = Work::new(scenario);
+    let t = tamper_root(&image, TAMPER_CANDIDATES, &work.0.join("rootfs.img"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let initrd = plain_initrd(&image, &work.0).unwrap_or_else(|e| panic!("{e}"));
+    let builder = QemuBuilder::new(&image, scenario)
+        .initrd(initrd)
+        .rootfs(&t.rootfs)
+        .cmdline(plain_cmdline());
+    let r = boot_not_ready(builder, &t.file).unwrap_or_else(|e| panic!("{e}"));
+    record(scenario, "pyre-ready.target dependency failed", r.failed_at);
+    assert!(
+        r.drift_line.contains("pyre-ready.target stays down"),
+        "{:?}",
+        r.drift_line
     );
 }
 
