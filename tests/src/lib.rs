@@ -30,6 +30,7 @@ pub mod image;
 pub mod markers;
 pub mod plain;
 pub mod qemu;
+pub mod qmp;
 pub mod received;
 pub mod report;
 pub mod scenario;
