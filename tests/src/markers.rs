@@ -31,9 +31,12 @@ pub fn refused(code: &str) -> String {
 
 /// systemd reached pyre-ready.target (only through pyre-verified.service).
 pub const READY_REACHED: &str = "Reached target pyre-ready.target";
-/// pyre-verified.service failed, and so pyre-ready.target did not start (systemd 252 lines).
-pub const VERIFIED_UNIT_FAILED: &str = "Failed to start pyre-verified.service";
-pub const READY_DEPENDENCY_FAILED: &str = "Dependency failed for pyre-ready.target";
+/// systemd's log (`systemd.log_target=console`): pyre-verified.service exited 1 (drift), and so
+/// pyre-ready.target did not start (systemd 252 wording).
+pub const VERIFIED_UNIT_DRIFT: &str =
+    "pyre-verified.service: Main process exited, code=exited, status=1/FAILURE";
+pub const READY_DEPENDENCY_FAILED: &str =
+    "Job pyre-ready.target/start failed with result 'dependency'";
 
 /// pyre-verified.service's line after verifying the live root itself (no record from pyre
 /// init); the manifest digest follows. From agent/src/init/ready.rs.

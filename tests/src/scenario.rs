@@ -228,8 +228,8 @@ pub fn boot_not_ready(builder: QemuBuilder, file: &str) -> Result<NotReady, Scen
     vm.wait_for_any(markers::MULTI_USER, deadline.saturating_sub(vm.elapsed()))?;
     let text = vm.console().text();
     no_pyre_init(&vm, &text)?;
-    check(&vm, text.contains(markers::VERIFIED_UNIT_FAILED), || {
-        format!("no {:?} line", markers::VERIFIED_UNIT_FAILED)
+    check(&vm, text.contains(markers::VERIFIED_UNIT_DRIFT), || {
+        format!("no {:?} line", markers::VERIFIED_UNIT_DRIFT)
     })?;
     let drift_line = from_service(&text, markers::DRIFT_ID);
     check(&vm, drift_line.is_some(), || {
