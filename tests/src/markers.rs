@@ -29,8 +29,11 @@ pub fn refused(code: &str) -> String {
     format!("{REFUSED}{code}]")
 }
 
-/// systemd reached pyre-ready.target (only through pyre-verified.service).
+/// systemd reached pyre-ready.target (its status line, while systemd prints them).
 pub const READY_REACHED: &str = "Reached target pyre-ready.target";
+/// systemd's log: the boot's job queue is empty, every start job (pyre-ready.target's
+/// included) has a result.
+pub const STARTUP_FINISHED: &str = "Startup finished in ";
 /// systemd's log (`systemd.log_target=console`): pyre-verified.service exited 1 (drift), and so
 /// pyre-ready.target did not start (systemd 252 wording).
 pub const VERIFIED_UNIT_DRIFT: &str =

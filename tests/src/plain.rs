@@ -62,9 +62,11 @@ pub fn plain_initrd(image: &Image, work: &Path) -> Result<PathBuf, PlainError> {
 /// The kernel command line of an image built by other tooling: the root device and `ro`, no
 /// pyre parameters; plus systemd's own log on the console, because the live check ends after
 /// the login prompt, when systemd no longer prints status lines there (seen with systemd 252),
-/// and the scenarios read the unit's exit status and the target's job result from its log.
+/// and the scenarios read the unit's exit status and the target's job result from its log
+/// (`systemd.log_target=console systemd.log_level=info systemd.show_status=false`: the log in
+/// full, instead of the status lines).
 pub fn plain_cmdline() -> Cmdline {
-    Cmdline::parse("root=/dev/vda ro systemd.log_target=console systemd.show_status=false")
+    Cmdline::parse("root=/dev/vda ro systemd.log_target=console systemd.log_level=info systemd.show_status=false")
 }
 
 #[cfg(test)]

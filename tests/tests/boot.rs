@@ -161,7 +161,11 @@ fn without_pyre_init_readiness_comes_from_a_live_check() {
         .cmdline(plain_cmdline());
     let r = boot_ready_live(builder, image.manifest_digest()).unwrap_or_else(|e| panic!("{e}"));
     record(scenario, "pyre-verified live check done", r.verified_at);
-    record(scenario, "pyre-ready.target", r.ready_at);
+    record(
+        scenario,
+        "startup finished, pyre-ready.target done",
+        r.ready_at,
+    );
 }
 
 /// The same boot on a root with one byte of a file changed (no dm-verity to notice it):
