@@ -12,6 +12,8 @@ pkgs=(
   time                # /usr/bin/time for wall/CPU/peak RSS in `make bench`
   systemd             # systemd-analyze verify for the unit files
   shellcheck          # lints the shell recipes (make lint)
+  gcc                 # cc -static of the e2e tests' stand-in initramfs (tests/src/plain_init.c)
+  libc6-dev           # its static libc.a
 )
 missing=()
 for p in "${pkgs[@]}"; do
