@@ -1,8 +1,11 @@
-//! The four boot scenarios of the baked image, under QEMU TCG. They need `make image` first
-//! (`make e2e` does it) and run one machine at a time. Deadlines (see `pyre_tests::scenario`):
-//! multi-user within 300 s of QEMU start; a refused boot must have powered the machine off
-//! (QEMU exited by itself) within 240 s. Console logs: $OUT/test-logs/<scenario>.log; times:
-//! $OUT/test-logs/timings.tsv and `timing:` lines on stderr.
+//! The boot scenarios of the baked image, under QEMU TCG, each asserting the one outcome the
+//! design gives it: pyre init's clean boot and three refusals, and two boots with an initramfs
+//! that is not pyre's (readiness only through pyre-verified.service's live check). They need
+//! `make image` first (`make e2e` does it) and run one machine at a time. Deadlines (see
+//! `pyre_tests::scenario`): multi-user (or the end of a plain boot) within 300 s of QEMU start;
+//! a refused boot must have powered the machine off (QEMU exited by itself) within 240 s.
+//! Console logs: $OUT/test-logs/<scenario>.log; times: $OUT/test-logs/timings.tsv and `timing:`
+//! lines on stderr.
 use std::path::PathBuf;
 
 use pyre_tests::image::{pyre_bin, work_dir, Image};
