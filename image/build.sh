@@ -52,12 +52,20 @@ bash "$REPO/image/customize.sh" "$root" "$pubdir"/*.pub
 bash "$REPO/image/prune-modules.sh" "$root"
 clamp_mtimes "$root"
 
-# 3. Seal: the signed manifest of everything but the runtime mounts and /var (state).
+# 3. Seal: the signed manifest of everything but the runtime mounts, /var (state) and
+# /etc/machine-id (systemd mounts a transient id over it). The manifest and its signature are
+# baked into the root too (/etc/pyre/), for pyre-verified.service on a boot without pyre's
+# initramfs: sealed as empty files and excluded (existence and type are checked, the content
+# is vouched for by the signature), then filled in.
 mkdir -p "$IMAGE_OUT"
+for f in manifest manifest.sig; do install -m 0644 /dev/null "$root/etc/pyre/$f"; done
 "$PYRE_BIN" seal "$root" -o "$WORK/manifest" --key "$key" \
-  --exclude /proc --exclude /sys --exclude /dev --exclude /run --exclude /tmp --exclude /var >/dev/null
+  --exclude /proc --exclude /sys --exclude /dev --exclude /run --exclude /tmp --exclude /var \
+  --exclude /etc/machine-id --exclude /etc/pyre/manifest --exclude /etc/pyre/manifest.sig >/dev/null
+for f in manifest manifest.sig; do cat "$WORK/$f" > "$root/etc/pyre/$f"; done
+clamp_mtimes "$root/etc/pyre"
 digest=$(sha256sum "$WORK/manifest" | cut -d' ' -f1)
-log "seal: $(wc -l < "$WORK/manifest") lines, sha256:$digest"
+log "seal: $(wc -l < "$WORK/manifest") lines, sha256:$digest (also in /etc/pyre/ of the root)"
 
 # 4. erofs + dm-verity in one file, and the kernel command line.
 bash "$REPO/image/pack.sh" "$root" "$WORK/manifest" "$WORK/rootfs.img" "$WORK/cmdline.txt"

@@ -25,6 +25,8 @@ pkgs=(
   genisoimage         # iso9660
   dosfstools          # mkfs.vfat
   ntfs-3g             # mkfs.ntfs
+  gcc                 # cc -static of the e2e tests' stand-in initramfs (tests/src/plain_init.c)
+  libc6-dev           # its static libc.a
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -307,17 +307,31 @@ fn unreadable_entries_as_unprivileged_user() {
 }
 
 #[test]
-fn boot_report_tells_a_missing_record_from_a_broken_one() {
+fn boot_report_without_a_record_checks_the_live_root_and_fails_closed() {
     let t = Tree::empty();
     let missing = t.file("boot.json");
-    let o = run(&[&"boot-report", &"--record", &missing]);
-    assert_eq!(code(&o), 3, "no record: pyre init did not verify this boot");
-    assert!(
-        stderr(&o).contains("failed to read the boot record"),
-        "{}",
-        stderr(&o)
-    );
-    fs::write(&missing, b"{").unwrap();
-    let o = run(&[&"boot-report", &"--record", &missing]);
+    let cmdline = t.file("cmdline");
+    fs::write(&cmdline, b"root=/dev/vda ro\n").unwrap();
+    let etc = t.file("etc-pyre");
+    let args = |record: &Path| {
+        run(&[
+            &"boot-report",
+            &"--record",
+            &record,
+            &"--root",
+            &t.root,
+            &"--etc",
+            &etc,
+            &"--cmdline",
+            &cmdline,
+        ])
+    };
+    // No record (not pyre's initramfs) and no baked manifest: readiness must not pass.
+    let o = args(&missing);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("no signed manifest"), "{}", stderr(&o));
+    fs::write(&missing, b"{").unwrap();
+    let o = args(&missing);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("not valid JSON"), "{}", stderr(&o));
 }

@@ -39,6 +39,29 @@ pub fn refused(code: &str) -> String {
     format!("{REFUSED}{code}]")
 }
 
+/// systemd reached pyre-ready.target (its status line, while systemd prints them).
+pub const READY_REACHED: &str = "Reached target pyre-ready.target";
+/// systemd's log: the boot's job queue is empty, every start job (pyre-ready.target's
+/// included) has a result.
+pub const STARTUP_FINISHED: &str = "Startup finished in ";
+/// systemd's log (`systemd.log_target=console`): pyre-verified.service exited 1 (drift), and so
+/// pyre-ready.target did not start (systemd 252 wording).
+pub const VERIFIED_UNIT_DRIFT: &str =
+    "pyre-verified.service: Main process exited, code=exited, status=1/FAILURE";
+pub const READY_DEPENDENCY_FAILED: &str =
+    "Job pyre-ready.target/start failed with result 'dependency'";
+
+/// pyre-verified.service's line after verifying the live root itself (no record from pyre
+/// init); the manifest digest follows. From agent/src/init/ready.rs.
+pub const LIVE_VERIFIED: &str =
+    "pyre: root verified at run time (pyre init did not verify this boot): manifest sha256:";
+
+/// pyre's message id for drift (agent/src/cmd/boot_report.rs, agent/src/cmd/verify.rs).
+pub const DRIFT_ID: &str = "PYRE_DRIFT: ";
+
+/// The start of pyre init's console lines.
+pub const PYRE_INIT: &str = "pyre init: ";
+
 /// The kernel's last words on a power off.
 pub const KERNEL_POWER_DOWN: &str = "reboot: Power down";
 

@@ -121,7 +121,7 @@ impl QemuBuilder {
         self.echo = on;
         self
     }
-    /// Open a human monitor socket so [`Vm::powerdown`] can ask the guest to shut down.
+    /// Open a QMP socket so [`Vm::powerdown`] can ask the guest to shut down.
     pub fn monitor(mut self, on: bool) -> Self {
         self.monitor = on;
         self
@@ -161,7 +161,7 @@ impl QemuBuilder {
     }
 
     fn monitor_path(&self) -> PathBuf {
-        std::env::temp_dir().join(format!("pyre-{}-{}.mon", std::process::id(), self.scenario))
+        std::env::temp_dir().join(format!("pyre-{}-{}.qmp", std::process::id(), self.scenario))
     }
 
     /// `-drive if=none,… -device …` for each extra disk placed before (or after) the root.
@@ -221,7 +221,7 @@ impl QemuBuilder {
             let mut m = OsString::from("unix:");
             m.push(self.monitor_path());
             m.push(",server=on,wait=off");
-            a.push("-monitor".into());
+            a.push("-qmp".into());
             a.push(m);
         }
         a.extend(self.extra.iter().cloned());
@@ -272,9 +272,11 @@ impl QemuBuilder {
         let console = Console::new(started);
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
-        console.spawn_reader(stdout, Some(log.clone()), self.echo, true);
-        // QEMU's own complaints go to the same log and console (they explain early exits).
-        console.spawn_reader(stderr, Some(log), self.echo, false);
+        let readers = vec![
+            console.spawn_reader(stdout, Some(log.clone()), self.echo, true),
+            // QEMU's own complaints go to the same log and console (they explain early exits).
+            console.spawn_reader(stderr, Some(log), self.echo, false),
+        ];
         Ok(Vm {
             scenario: self.scenario,
             stdin: child.stdin.take(),
@@ -283,6 +285,7 @@ impl QemuBuilder {
             started,
             log_path,
             monitor_path,
+            readers,
             _serial: serial,
         })
     }

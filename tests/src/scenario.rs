@@ -146,3 +146,124 @@ pub fn boot_refused(builder: QemuBuilder, codes: &[&str]) -> Result<Refused, Sce
         exited,
     })
 }
+
+/// A boot without pyre init whose pyre-ready.target was reached through pyre-verified.service's
+/// own check of the live root.
+pub struct ReadyBoot {
+    pub vm: Vm,
+    /// When pyre-verified.service's live-verified line arrived.
+    pub verified_at: Duration,
+    /// When the boot finished with pyre-ready.target's job done.
+    pub ready_at: Duration,
+    /// The live-verified line (journal-tagged).
+    pub line: String,
+}
+
+/// The console line showing `marker` after the journal's `pyre[<pid>]: ` tag (so it came from
+/// pyre-verified.service, not from pyre init).
+fn from_service(text: &str, marker: &str) -> Option<String> {
+    text.lines()
+        .find(|l| {
+            l.split_once(marker)
+                .is_some_and(|(pre, _)| pre.contains("pyre[") && pre.contains("]: "))
+        })
+        .map(|l| l.trim_end_matches('\r').to_string())
+}
+
+fn no_pyre_init(vm: &Vm, text: &str) -> Result<(), ScenarioError> {
+    check(vm, text.contains(crate::plain::MARKER), || {
+        "the plain initramfs did not say it mounted the root".into()
+    })?;
+    check(vm, !text.contains(markers::PYRE_INIT), || {
+        "pyre init ran, though the initramfs is not pyre's".into()
+    })
+}
+
+/// The two ends of pyre-ready.target's start job on a plain boot, in systemd's log: the job
+/// queue ran empty with the target's job done, or its job failed for a dependency. (systemd
+/// 252 logs the failure at notice level but "Reached target" only as a status line, which it
+/// no longer prints once the getty is up, and the live check ends after that.)
+const READY_VERDICTS: [&str; 2] = [markers::STARTUP_FINISHED, markers::READY_DEPENDENCY_FAILED];
+
+/// Boot with an initramfs that is not pyre's and expect exactly one outcome: pyre-verified
+/// verifies the live root against manifest `digest` (hex), and the boot finishes with
+/// pyre-ready.target's job done (no failure of the unit or the target's job in the log).
+pub fn boot_ready_live(builder: QemuBuilder, digest: &str) -> Result<ReadyBoot, ScenarioError> {
+    let vm = builder.spawn()?;
+    let (i, ready_at) = vm.wait_for_any(&READY_VERDICTS, scaled(MULTI_USER_DEADLINE))?;
+    check(&vm, i == 0, || {
+        format!(
+            "expected {:?}, saw {:?}",
+            READY_VERDICTS[0], READY_VERDICTS[i]
+        )
+    })?;
+    let text = vm.console().text();
+    no_pyre_init(&vm, &text)?;
+    check(&vm, !text.contains("pyre-verified.service: Failed"), || {
+        "pyre-verified.service failed".into()
+    })?;
+    let marker = format!("{}{digest}", markers::LIVE_VERIFIED);
+    let line = from_service(&text, &marker);
+    check(&vm, line.is_some(), || {
+        format!("pyre-verified.service did not print {marker:?} before pyre-ready.target")
+    })?;
+    let verified_at = vm.console().find(&marker).unwrap_or_default();
+    Ok(ReadyBoot {
+        vm,
+        verified_at,
+        ready_at,
+        line: line.unwrap_or_default(),
+    })
+}
+
+/// A boot whose pyre-ready.target stayed down.
+pub struct NotReady {
+    pub vm: Vm,
+    /// When systemd said the target's dependency failed.
+    pub failed_at: Duration,
+    /// pyre's drift line (journal-tagged).
+    pub drift_line: String,
+}
+
+/// Boot with an initramfs that is not pyre's on a drifted root and expect exactly one outcome:
+/// pyre-verified.service fails with pyre's drift message naming `file`, pyre-ready.target's
+/// dependency fails, and by multi-user the target was never reached.
+pub fn boot_not_ready(builder: QemuBuilder, file: &str) -> Result<NotReady, ScenarioError> {
+    let vm = builder.spawn()?;
+    let deadline = scaled(MULTI_USER_DEADLINE);
+    let (i, failed_at) = vm.wait_for_any(&READY_VERDICTS, deadline)?;
+    check(&vm, i == 1, || {
+        format!(
+            "expected {:?}, saw {:?}",
+            READY_VERDICTS[1], READY_VERDICTS[i]
+        )
+    })?;
+    // The rest of the boot goes on to its end; nothing may reach the target in it.
+    vm.wait_for(
+        markers::STARTUP_FINISHED,
+        deadline.saturating_sub(vm.elapsed()),
+    )?;
+    let text = vm.console().text();
+    no_pyre_init(&vm, &text)?;
+    check(&vm, text.contains(markers::VERIFIED_UNIT_DRIFT), || {
+        format!("no {:?} line", markers::VERIFIED_UNIT_DRIFT)
+    })?;
+    let drift_line = from_service(&text, markers::DRIFT_ID);
+    check(&vm, drift_line.is_some(), || {
+        format!(
+            "pyre-verified.service printed no {:?} line",
+            markers::DRIFT_ID
+        )
+    })?;
+    check(&vm, text.contains(file), || {
+        format!("the drift report does not name {file}")
+    })?;
+    check(&vm, !text.contains(markers::READY_REACHED), || {
+        "pyre-ready.target was reached on a drifted root".into()
+    })?;
+    Ok(NotReady {
+        vm,
+        failed_at,
+        drift_line: drift_line.unwrap_or_default(),
+    })
+}

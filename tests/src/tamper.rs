@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::cpio::{overlay_initrd, CpioError, Entry};
-use crate::erofs::{Erofs, ErofsError};
+use crate::erofs::{file_extents, ErofsError};
 use crate::image::Image;
 
 #[derive(Debug, thiserror::Error)]
@@ -67,10 +67,9 @@ pub fn tamper_root(
     candidates: &[&str],
     dest: &Path,
 ) -> Result<TamperedRoot, TamperError> {
-    let fs = Erofs::open(&image.rootfs)?;
     let mut found = None;
     for &c in candidates {
-        match fs.file_extents(c) {
+        match file_extents(&image.rootfs, c) {
             Ok(ext) if !ext.is_empty() => {
                 found = Some((c, ext));
                 break;
@@ -194,7 +193,7 @@ pub fn initrd_signed_by_other_key(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::erofs::tests::build_image;
+    use crate::erofs::tests::{build_image, read_file};
     use crate::image::Cmdline;
 
     fn image_at(rootfs: &Path) -> Image {
@@ -222,18 +221,12 @@ mod tests {
         let diffs: Vec<usize> = (0..orig.len()).filter(|&i| orig[i] != new[i]).collect();
         assert_eq!(diffs, [t.offset as usize]);
         let want = std::fs::read(tree.join("usr/lib/big.bin")).unwrap();
-        let got = Erofs::open(&dest)
-            .unwrap()
-            .read_file("/usr/lib/big.bin")
-            .unwrap();
+        let got = read_file(&dest, "/usr/lib/big.bin");
         let changed: Vec<usize> = (0..want.len()).filter(|&i| want[i] != got[i]).collect();
         assert_eq!(changed, [t.file_offset as usize]);
         // A small (inline) file works too.
         let t = tamper_root(&image, &["/usr/lib/os-release"], &dest).unwrap();
-        let got = Erofs::open(&dest)
-            .unwrap()
-            .read_file("/usr/lib/os-release")
-            .unwrap();
+        let got = read_file(&dest, "/usr/lib/os-release");
         assert_ne!(got, b"NAME=\"Test\"\nID=test\n");
         assert_eq!(t.file, "/usr/lib/os-release");
     }

@@ -1,14 +1,17 @@
 //! A running QEMU: waiting on its console, its exit, shutting it down, and never leaving it
 //! behind.
 use std::io::Write;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ExitStatus};
 use std::sync::{Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 use crate::console::{Console, Missed};
 use crate::qemu::QemuError;
+use crate::qmp::{self, Qmp, QmpError};
 
 /// How QEMU ended, and when (since it was started).
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +68,8 @@ pub struct Vm {
     pub(crate) started: Instant,
     pub(crate) log_path: PathBuf,
     pub(crate) monitor_path: Option<PathBuf>,
+    /// The threads copying QEMU's stdout and stderr into the console, joined once it exits.
+    pub(crate) readers: Vec<JoinHandle<()>>,
     pub(crate) _serial: MutexGuard<'static, ()>,
 }
 
@@ -148,11 +153,7 @@ impl Vm {
         Ok(status.map(|status| {
             let elapsed = self.started.elapsed();
             self.child = None;
-            // Give the reader thread a moment to drain the last console bytes.
-            let until = Instant::now() + Duration::from_secs(2);
-            while !self.console.is_closed() && Instant::now() < until {
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            self.join_readers();
             Exited {
                 status,
                 elapsed,
@@ -161,18 +162,21 @@ impl Vm {
         }))
     }
 
-    /// Send a human-monitor command (needs [`QemuBuilder::monitor`]).
-    pub fn monitor_command(&self, command: &str) -> std::io::Result<()> {
-        let path = self.monitor_path.as_ref().ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::NotFound, "started without -monitor")
+    /// Wait for the console reader threads: QEMU has exited, so its pipes are at their end and
+    /// every byte it wrote is in the console once they return.
+    fn join_readers(&mut self) {
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+    }
+
+    /// Run a QMP command (needs [`QemuBuilder::monitor`]); returns once QEMU answered it.
+    pub fn qmp(&self, command: &str, arguments: Option<Value>) -> Result<Value, QmpError> {
+        let path = self.monitor_path.as_ref().ok_or_else(|| QmpError::Io {
+            path: PathBuf::new(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "started without -qmp"),
         })?;
-        let mut s = UnixStream::connect(path)?;
-        s.write_all(command.as_bytes())?;
-        s.write_all(b"\n")?;
-        s.flush()?;
-        // Let QEMU read the command before the connection closes.
-        std::thread::sleep(Duration::from_millis(300));
-        Ok(())
+        Qmp::connect(path)?.execute(command, arguments)
     }
 
     /// Shut the guest down cleanly: the ACPI power button (systemd-logind powers off); when
@@ -182,12 +186,16 @@ impl Vm {
     pub fn powerdown(&mut self, grace: Duration) -> Result<Shutdown, QemuError> {
         let asked = Instant::now();
         let ways = [
-            ("system_powerdown", VIA_POWER_BUTTON),
-            ("sendkey ctrl-alt-delete", "Ctrl-Alt-Del"),
+            ("system_powerdown", None, VIA_POWER_BUTTON),
+            (
+                "send-key",
+                Some(qmp::keys(&["ctrl", "alt", "delete"])),
+                "Ctrl-Alt-Del",
+            ),
         ];
-        for (command, via) in ways {
+        for (command, arguments, via) in ways {
             let from = self.console.len();
-            if self.child.is_none() || self.monitor_command(command).is_err() {
+            if self.child.is_none() || self.qmp(command, arguments).is_err() {
                 break;
             }
             let start_by = Instant::now() + SHUTDOWN_START.min(grace);
@@ -223,6 +231,7 @@ impl Vm {
         let mut child = self.child.take()?;
         let _ = child.kill();
         let status = child.wait().ok()?;
+        self.join_readers();
         Some(Exited {
             status,
             elapsed: self.started.elapsed(),

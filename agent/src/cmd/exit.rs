@@ -17,9 +17,6 @@ pub enum Exit {
     /// The check could not be made, or the command failed: bad arguments, unreadable or badly
     /// signed manifest, I/O.
     CouldNotCheck = 2,
-    /// `boot-report`: there is no boot record, so `pyre init` did not verify this boot (an
-    /// image started by another initramfs). The root has to be checked some other way.
-    NoBootRecord = 3,
 }
 
 impl From<Exit> for ExitCode {
@@ -36,9 +33,6 @@ pub enum CmdError {
     /// nothing was checked, and it is a security event.
     #[error("{0:#}")]
     Signature(anyhow::Error),
-    /// `boot-report` found no boot record.
-    #[error("{0:#}")]
-    NoBootRecord(anyhow::Error),
     /// Anything else that stopped the command.
     #[error("{0:#}")]
     Failed(#[from] anyhow::Error),
@@ -48,7 +42,6 @@ impl CmdError {
     pub fn exit(&self) -> Exit {
         match self {
             CmdError::Signature(_) | CmdError::Failed(_) => Exit::CouldNotCheck,
-            CmdError::NoBootRecord(_) => Exit::NoBootRecord,
         }
     }
 
@@ -56,7 +49,7 @@ impl CmdError {
     pub fn msg_id(&self) -> Option<MsgId> {
         match self {
             CmdError::Signature(_) => Some(MsgId::Signature),
-            CmdError::NoBootRecord(_) | CmdError::Failed(_) => None,
+            CmdError::Failed(_) => None,
         }
     }
 
@@ -82,7 +75,6 @@ mod tests {
                 Exit::CouldNotCheck,
                 Some("PYRE_SIGNATURE"),
             ),
-            (CmdError::NoBootRecord(e()), Exit::NoBootRecord, None),
             (CmdError::from(e()), Exit::CouldNotCheck, None),
         ];
         for (err, code, id) in cases {
@@ -90,14 +82,9 @@ mod tests {
             assert_eq!(err.msg_id().map(MsgId::as_str), id, "{err:?}");
             assert_eq!(err.to_string(), "could not check /srv: cause");
         }
-        let codes: Vec<u8> = [
-            Exit::Clean,
-            Exit::Drift,
-            Exit::CouldNotCheck,
-            Exit::NoBootRecord,
-        ]
-        .map(|e| e as u8)
-        .to_vec();
-        assert_eq!(codes, [0, 1, 2, 3]);
+        let codes: Vec<u8> = [Exit::Clean, Exit::Drift, Exit::CouldNotCheck]
+            .map(|e| e as u8)
+            .to_vec();
+        assert_eq!(codes, [0, 1, 2]);
     }
 }

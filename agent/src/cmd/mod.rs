@@ -27,7 +27,7 @@ pub mod volumes;
     about = "Boot agent for immutable servers: seals and verifies the root, enforces drift policy",
     after_help = "Exit codes: 0 clean / success, 1 drift found (boot-report: root not verified), \
                   2 could not check or failed (bad arguments, bad or unsigned manifest when a key \
-                  is given, I/O errors), 3 boot-report found no boot record. See docs/exit-codes.md."
+                  is given, I/O errors). See docs/exit-codes.md."
 )]
 pub struct Cli {
     /// More log output (-v debug, -vv trace).
@@ -51,7 +51,8 @@ pub enum Command {
     Diff(DiffArgs),
     /// Run as PID 1 in the initramfs: verity root, verify, switch_root.
     Init(InitArgs),
-    /// Print the boot verification record left by `pyre init` (for pyre-verified.service).
+    /// Confirm this boot's root is verified (for pyre-verified.service): print the record
+    /// `pyre init` left, or without one verify the live root against /etc/pyre/manifest.
     BootReport(BootReportArgs),
     /// Instance configs: validate, print the JSON Schema, sign.
     Config(config::ConfigArgs),
@@ -133,6 +134,16 @@ pub struct BootReportArgs {
     /// The record written by `pyre init`.
     #[arg(long, default_value = "/run/pyre/boot.json")]
     pub record: PathBuf,
+    /// The live root, verified when there is no record.
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    /// The image's signed manifest, its signature and trusted keys (manifest, manifest.sig,
+    /// keys/*.pub).
+    #[arg(long, default_value = "/etc/pyre")]
+    pub etc: PathBuf,
+    /// Kernel command line (its pyre.manifest.digest pins the manifest).
+    #[arg(long, default_value = "/proc/cmdline")]
+    pub cmdline: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -208,7 +208,7 @@ fn mount_root(host: &dyn Host, p: &InitPaths, node: &Path) -> Result<((), String
     ))
 }
 
-fn trusted_keys(dir: &Path) -> Result<Vec<PathBuf>, InitError> {
+pub(crate) fn trusted_keys(dir: &Path) -> Result<Vec<PathBuf>, InitError> {
     let entries = std::fs::read_dir(dir).map_err(|_| InitError::NoKeys(dir.to_path_buf()))?;
     let mut keys: Vec<PathBuf> = entries
         .filter_map(Result::ok)

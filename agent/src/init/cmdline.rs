@@ -54,6 +54,15 @@ pub fn debug_requested(cmdline: &str) -> bool {
     debug
 }
 
+/// Only `pyre.manifest.digest` (the last one wins), for readers after switch_root that must
+/// not fail on the rest of the line (`pyre boot-report` on a boot pyre init did not make).
+pub fn manifest_digest(cmdline: &str) -> Option<String> {
+    words(cmdline)
+        .into_iter()
+        .filter_map(|w| w.strip_prefix("pyre.manifest.digest=").map(str::to_string))
+        .next_back()
+}
+
 fn is_hex(s: &str) -> bool {
     !s.is_empty() && s.len() % 2 == 0 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }

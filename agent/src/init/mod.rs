@@ -14,6 +14,7 @@ pub mod boot;
 pub mod cmdline;
 pub mod dm;
 pub mod modules;
+pub mod ready;
 pub mod record;
 pub mod rootdev;
 pub mod verify;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use pyre_tests::image::{work_dir, Image};
-use pyre_tests::markers::{CODE_DRIFT, CODE_VERIFY};
+use pyre_tests::markers::CODE_DRIFT;
 use pyre_tests::scenario::{boot_clean, boot_refused, scaled, SHUTDOWN_GRACE};
 use pyre_tests::tamper::{tamper_root, TAMPER_CANDIDATES};
 use pyre_tests::QemuBuilder;
@@ -111,7 +111,7 @@ fn run() -> anyhow::Result<()> {
     let builder = QemuBuilder::new(&image, "demo-tampered")
         .echo(true)
         .rootfs(&t.rootfs);
-    let refused = boot_refused(builder, &[CODE_DRIFT, CODE_VERIFY])?;
+    let refused = boot_refused(builder, &[CODE_DRIFT])?;
     summary.push(("tampered root: refusal".into(), secs(refused.refused_at)));
     summary.push((
         "tampered root: powered off".into(),
