@@ -9,3 +9,4 @@ pub mod init;
 pub mod keys;
 pub mod logging;
 pub mod manifest;
+pub mod providers;

@@ -36,7 +36,7 @@ pub enum CmdlineError {
 }
 
 /// Split like the kernel: whitespace separates words, double quotes group.
-fn words(cmdline: &str) -> Vec<String> {
+pub fn words(cmdline: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;
@@ -121,6 +121,8 @@ pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
         };
         let slot = match key {
             "debug" => continue,
+            // Read by `pyre boot` (providers::Settings), not by init.
+            "provider" | "metadata.url" | "config.url" | "config.deadline" => continue,
             "root" => &mut raw.root,
             "verity.roothash" => &mut raw.roothash,
             "verity.salt" => &mut raw.salt,
