@@ -10,6 +10,7 @@ use crate::manifest::atomic;
 
 pub mod boot_report;
 pub mod diff;
+pub mod fetch;
 pub mod init;
 pub mod keygen;
 pub mod seal;
@@ -25,6 +26,13 @@ pub enum Exit {
     Drift = 1,
     /// The check could not be made: bad arguments, unreadable or badly signed manifest, I/O.
     CouldNotCheck = 2,
+    /// `fetch`: the provider answered that this instance has no config.
+    NoConfig = 3,
+    /// `fetch`: the config source was not reached by the deadline (whether a config exists is
+    /// unknown).
+    Unreachable = 4,
+    /// `fetch`: the source answered and the answer is refused (403, off-host redirect, oversize…).
+    Refused = 5,
 }
 
 impl From<Exit> for ExitCode {
@@ -65,6 +73,8 @@ pub enum Command {
     Init(InitArgs),
     /// Print the boot verification record left by `pyre init` (for pyre-verified.service).
     BootReport(BootReportArgs),
+    /// Fetch this instance's config from its provider and print it (or its identity).
+    Fetch(fetch::FetchArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
