@@ -73,7 +73,11 @@ pub fn settings(args: &FetchArgs) -> anyhow::Result<Settings> {
         s.config_url = Some(Settings::check_url("--config-url", u)?);
     }
     if let Some(d) = args.deadline {
-        s.deadline = Duration::from_secs(d);
+        let d = Duration::from_secs(d);
+        if d.is_zero() || d > providers::settings::MAX_DEADLINE {
+            anyhow::bail!("--deadline must be 1 to 3600 seconds");
+        }
+        s.deadline = d;
     }
     s.config_file = args.config.clone();
     s.allow_http = args.allow_http;

@@ -103,6 +103,11 @@ impl State {
             Some(Fault::Redirect(to)) => Reply::empty(302).header("Location", to),
             _ => protocol::answer(self, &req),
         };
+        // GCE's server marks every answer, errors included.
+        let gce = req.path().starts_with("/computeMetadata/");
+        if gce && !reply.headers.iter().any(|(n, _)| n == "Metadata-Flavor") {
+            reply = reply.header("Metadata-Flavor", "Google");
+        }
         if let Some(t) = &plan.content_type {
             reply.set_content_type(t);
         }

@@ -47,9 +47,7 @@ pub fn answer(state: &State, req: &HttpRequest) -> Reply {
     if path.starts_with("/latest/") {
         aws(state, req)
     } else if path.starts_with("/computeMetadata/") {
-        let mut r = gcp(state, req);
-        r.headers.push(("Metadata-Flavor".into(), "Google".into()));
-        r
+        gcp(state, req)
     } else if path.starts_with("/metadata/") {
         azure(state, req)
     } else if path.starts_with("/openstack/") {
