@@ -47,7 +47,8 @@ impl From<Exit> for ExitCode {
     version,
     about = "Boot agent for immutable servers: seals and verifies the root, enforces drift policy",
     after_help = "Exit codes: 0 clean / success, 1 drift found, 2 could not check (bad arguments, \
-                  bad or unsigned manifest when a key is given, I/O errors)."
+                  bad or unsigned manifest when a key is given, I/O errors); fetch: 3 no config, \
+                  4 config source not reached by the deadline, 5 answer refused."
 )]
 pub struct Cli {
     /// More log output (-v debug, -vv trace).
