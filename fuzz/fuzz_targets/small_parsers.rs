@@ -1,5 +1,6 @@
-//! Fuzz the other parsers of untrusted bytes: key files, signature files and mountinfo. None
-//! may panic; a signature made up by the fuzzer must never verify.
+//! Fuzz the other parsers of untrusted bytes: key files, signature files, mountinfo, cloud
+//! metadata documents, Azure's base64 user data and config-drive volume labels. None may
+//! panic; a signature made up by the fuzzer must never verify.
 #![no_main]
 
 use std::path::Path;
@@ -7,6 +8,7 @@ use std::path::Path;
 use libfuzzer_sys::fuzz_target;
 use pyre::keys;
 use pyre::manifest::mountinfo;
+use pyre::providers::{aws, azure, gcp, openstack};
 
 fuzz_target!(|data: &[u8]| {
     let p = Path::new("fuzz");
@@ -21,4 +23,10 @@ fuzz_target!(|data: &[u8]| {
         // Fields are space-separated: no parsed field may contain one.
         assert!(!m.fstype.contains(' ') && !m.source.contains(' '));
     }
+    let _ = aws::parse_identity(data);
+    let _ = gcp::parse_identity(data);
+    let _ = azure::parse_identity(data);
+    let _ = openstack::parse_identity(data);
+    let _ = azure::decode_user_data(data);
+    let _ = openstack::drive::probe_label(&mut std::io::Cursor::new(data));
 });

@@ -157,6 +157,16 @@ pub trait Transport: Send + Sync {
     fn send(&self, req: &Request, timeout: Duration) -> Result<Response, HttpError>;
 }
 
+/// For providers that read local files (qemu, file): building no HTTP client keeps their
+/// start-up free of TLS set-up.
+pub struct Offline;
+
+impl Transport for Offline {
+    fn send(&self, req: &Request, _: Duration) -> Result<Response, HttpError> {
+        Err(req.error(HttpErrorKind::Other("this provider uses no network".into())))
+    }
+}
+
 /// How the real client is built.
 #[derive(Debug, Clone)]
 pub struct TransportOptions {
@@ -166,6 +176,9 @@ pub struct TransportOptions {
     pub extra_roots: Vec<Vec<u8>>,
     /// Refuse plain http (also on redirects).
     pub https_only: bool,
+    /// Trust the system CA bundle. Off for plain-http metadata endpoints: loading and parsing
+    /// the bundle is most of a client's start-up cost, and redirects cannot change the scheme.
+    pub system_roots: bool,
 }
 
 impl Default for TransportOptions {
@@ -175,6 +188,7 @@ impl Default for TransportOptions {
             connect_timeout: Duration::from_secs(3),
             extra_roots: Vec::new(),
             https_only: false,
+            system_roots: true,
         }
     }
 }
@@ -244,13 +258,18 @@ impl ReqwestTransport {
             .connect_timeout(opts.connect_timeout)
             .https_only(opts.https_only)
             .user_agent(concat!("pyre/", env!("CARGO_PKG_VERSION")));
+        let mut roots = Vec::new();
         for pem in &opts.extra_roots {
-            for cert in reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| format!("reading a CA certificate: {e}"))?
-            {
-                b = b.add_root_certificate(cert);
-            }
+            roots.extend(
+                reqwest::Certificate::from_pem_bundle(pem)
+                    .map_err(|e| format!("reading a CA certificate: {e}"))?,
+            );
         }
+        b = if opts.system_roots {
+            b.tls_certs_merge(roots)
+        } else {
+            b.tls_certs_only(roots)
+        };
         let client = b
             .build()
             .map_err(|e| format!("building the http client: {e}"))?;

@@ -193,22 +193,34 @@ pub fn choose(settings: &Settings, paths: &HostPaths) -> Result<ProviderKind, Pr
     }
 }
 
-/// The real HTTP transport for `kind` (https-only for `url` unless plain http is allowed).
+/// The real HTTP transport for `kind`: none for local providers; https-only for `url` unless
+/// plain http is allowed; the system CA bundle loaded only when the endpoint is https.
 pub fn transport(
     kind: ProviderKind,
     settings: &Settings,
     paths: &HostPaths,
 ) -> Result<Arc<dyn http::Transport>, ProviderError> {
+    let endpoint = match kind {
+        ProviderKind::File | ProviderKind::Qemu | ProviderKind::None => {
+            return Ok(Arc::new(http::Offline))
+        }
+        ProviderKind::Url => settings.config_url.as_deref(),
+        _ => settings.metadata_url.as_deref(),
+    };
+    let https = endpoint.is_some_and(|u| u.starts_with("https:"));
     let mut opts = TransportOptions {
         max_body: settings.max_body,
+        system_roots: https,
         ..TransportOptions::default()
     };
     if kind == ProviderKind::Url {
         opts.https_only = !settings.allow_http;
-        opts.extra_roots = http::read_ca_dir(&paths.ca_dir).map_err(|e| ProviderError::Io {
-            path: paths.ca_dir.clone(),
-            source: e,
-        })?;
+        if https {
+            opts.extra_roots = http::read_ca_dir(&paths.ca_dir).map_err(|e| ProviderError::Io {
+                path: paths.ca_dir.clone(),
+                source: e,
+            })?;
+        }
     }
     Ok(Arc::new(
         ReqwestTransport::new(&opts).map_err(ProviderError::Setup)?,
