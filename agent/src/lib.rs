@@ -37,5 +37,6 @@ pub mod init;
 pub mod keys;
 pub mod logging;
 pub mod manifest;
+pub mod providers;
 pub mod sys;
 pub mod volumes;

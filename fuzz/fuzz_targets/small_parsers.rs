@@ -1,6 +1,7 @@
-//! Fuzz the other parsers of untrusted bytes: key files, signature files, mountinfo and the
-//! verity superblock read from any attached disk. None may panic; a signature made up by the
-//! fuzzer must never verify; a superblock is the root's only with the pinned uuid and salt.
+//! Fuzz the other parsers of untrusted bytes: key files, signature files, mountinfo, the
+//! verity superblock read from any attached disk, cloud metadata documents, Azure's base64 user
+//! data and config-drive volume labels. None may panic; a signature made up by the fuzzer must
+//! never verify; a superblock is the root's only with the pinned uuid and salt.
 #![no_main]
 
 use std::path::Path;
@@ -8,6 +9,7 @@ use std::path::Path;
 use libfuzzer_sys::fuzz_target;
 use pyre::init::rootdev::{judge, Verdict, Want, SUPERBLOCK_SIZE};
 use pyre::keys;
+use pyre::providers::{aws, azure, gcp, openstack};
 use pyre::sys::mountinfo;
 
 fuzz_target!(|data: &[u8]| {
@@ -39,4 +41,10 @@ fuzz_target!(|data: &[u8]| {
         // Fields are space-separated: no parsed field may contain one.
         assert!(!m.fstype.contains(' ') && !m.source.contains(' '));
     }
+    let _ = aws::parse_identity(data);
+    let _ = gcp::parse_identity(data);
+    let _ = azure::parse_identity(data);
+    let _ = openstack::parse_identity(data);
+    let _ = azure::decode_user_data(data);
+    let _ = openstack::drive::probe_label(&mut std::io::Cursor::new(data));
 });

@@ -28,6 +28,7 @@ pub mod cpio;
 pub mod erofs;
 pub mod image;
 pub mod markers;
+pub mod metadata;
 pub mod plain;
 pub mod qemu;
 pub mod qmp;

@@ -17,6 +17,13 @@ pub enum Exit {
     /// The check could not be made, or the command failed: bad arguments, unreadable or badly
     /// signed manifest, I/O.
     CouldNotCheck = 2,
+    /// `fetch`: the provider answered that this instance has no config.
+    NoConfig = 3,
+    /// `fetch`: the config source was not reached by the deadline (whether a config exists is
+    /// unknown).
+    Unreachable = 4,
+    /// `fetch`: the source answered and the answer is refused (403, off-host redirect, oversize…).
+    Refused = 5,
 }
 
 impl From<Exit> for ExitCode {
@@ -82,9 +89,16 @@ mod tests {
             assert_eq!(err.msg_id().map(MsgId::as_str), id, "{err:?}");
             assert_eq!(err.to_string(), "could not check /srv: cause");
         }
-        let codes: Vec<u8> = [Exit::Clean, Exit::Drift, Exit::CouldNotCheck]
-            .map(|e| e as u8)
-            .to_vec();
-        assert_eq!(codes, [0, 1, 2]);
+        let codes: Vec<u8> = [
+            Exit::Clean,
+            Exit::Drift,
+            Exit::CouldNotCheck,
+            Exit::NoConfig,
+            Exit::Unreachable,
+            Exit::Refused,
+        ]
+        .map(|e| e as u8)
+        .to_vec();
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5]);
     }
 }

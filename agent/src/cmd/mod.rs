@@ -12,6 +12,7 @@ pub mod boot_report;
 pub mod config;
 pub mod diff;
 pub mod exit;
+pub mod fetch;
 pub mod init;
 pub mod keygen;
 mod output;
@@ -27,7 +28,8 @@ pub mod volumes;
     about = "Boot agent for immutable servers: seals and verifies the root, enforces drift policy",
     after_help = "Exit codes: 0 clean / success, 1 drift found (boot-report: root not verified), \
                   2 could not check or failed (bad arguments, bad or unsigned manifest when a key \
-                  is given, I/O errors). See docs/exit-codes.md."
+                  is given, I/O errors); fetch: 3 no config, 4 config source not reached by the \
+                  deadline, 5 answer refused. See docs/exit-codes.md."
 )]
 pub struct Cli {
     /// More log output (-v debug, -vv trace).
@@ -58,6 +60,8 @@ pub enum Command {
     Config(config::ConfigArgs),
     /// External data volumes: find, check, format only if blank, mount.
     Volumes(VolumesArgs),
+    /// Fetch this instance's config from its provider and print it (or its identity).
+    Fetch(fetch::FetchArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -188,6 +192,7 @@ pub fn run(command: Command) -> Result<Exit, CmdError> {
         Command::BootReport(a) => boot_report::run(a),
         Command::Config(a) => Ok(config::run(a)?),
         Command::Volumes(a) => Ok(volumes::run(a)?),
+        Command::Fetch(a) => Ok(fetch::run(a)?),
     }
 }
 

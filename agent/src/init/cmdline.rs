@@ -99,6 +99,8 @@ pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
     for p in pyre_params(cmdline) {
         let slot = match p.key.as_str() {
             "debug" => continue,
+            // Read by `pyre boot` (providers::Settings), not by init.
+            "provider" | "metadata.url" | "config.url" | "config.deadline" => continue,
             "root" => &mut raw.root,
             "verity.uuid" => &mut raw.uuid,
             "verity.roothash" => &mut raw.roothash,
