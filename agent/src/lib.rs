@@ -8,4 +8,5 @@ pub mod host;
 pub mod init;
 pub mod keys;
 pub mod logging;
+pub mod logship;
 pub mod manifest;

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Diff(a) => pyre::cmd::diff::run(a),
         Command::Init(a) => pyre::cmd::init::run(a),
         Command::BootReport(a) => pyre::cmd::boot_report::run(a),
+        Command::Logs(a) => pyre::cmd::logs::run(a),
     };
     match result {
         Ok(code) => code.into(),

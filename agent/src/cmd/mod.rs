@@ -12,6 +12,7 @@ pub mod boot_report;
 pub mod diff;
 pub mod init;
 pub mod keygen;
+pub mod logs;
 pub mod seal;
 pub mod sign;
 pub mod verify;
@@ -65,6 +66,8 @@ pub enum Command {
     Init(InitArgs),
     /// Print the boot verification record left by `pyre init` (for pyre-verified.service).
     BootReport(BootReportArgs),
+    /// Ship logs off-host (`ship`) and wait for their delivery (`drain`).
+    Logs(logs::LogsArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
