@@ -12,6 +12,11 @@ pkgs=(
   time                # /usr/bin/time for wall/CPU/peak RSS in `make bench`
   systemd             # systemd-analyze verify for the unit files
   shellcheck          # lints the shell recipes (make lint)
+  rsyslog             # the real syslog receiver of the log-shipping tests (imtcp)
+  rsyslog-relp        # imrelp for the RELP tests
+  rsyslog-gnutls      # TLS listener for the syslog+tls tests
+  gnutls-bin          # gnutls tools beside rsyslog-gnutls (certtool) for debugging TLS setups
+  openssl             # makes the throwaway CA and certificates of the TLS tests
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -23,14 +23,17 @@
 //! ```
 //! Failures carry the console log path and its last lines. Machines boot one at a time per
 //! process; deadlines scale with `PYRE_E2E_SLOWDOWN`.
+pub mod certs;
 pub mod console;
 pub mod cpio;
 pub mod erofs;
 pub mod image;
+pub mod loki;
 pub mod markers;
 pub mod qemu;
 pub mod received;
 pub mod report;
+pub mod rsyslog;
 pub mod scenario;
 pub mod server;
 pub mod tamper;
