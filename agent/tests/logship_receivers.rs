@@ -324,3 +324,33 @@ fn journal_fields_and_a_rotated_journal_gap_reach_rsyslog() {
     );
     drop(run);
 }
+
+#[test]
+fn udp_datagrams_one_record_each() {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let (t, _rx, state) = dirs("udp");
+    let src = t.path().join("app.log");
+    write_lines(&src, 1..=100);
+    let url = format!(
+        "syslog+udp://127.0.0.1:{}",
+        sock.local_addr().unwrap().port()
+    );
+    let run = ship(
+        SourceSpec::File(src),
+        SinkSpec::new(&url),
+        &state,
+        fast_opts(),
+    );
+    run.drain(30);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    while got.len() < 100 {
+        let n = sock.recv(&mut buf).unwrap();
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let counts = count_by_seq(got.iter().map(String::as_str));
+    assert_eq!(missing(&counts, 100), Vec::<u64>::new());
+    assert!(got[0].starts_with("<14>1 "), "{}", got[0]);
+}

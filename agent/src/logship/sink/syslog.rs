@@ -266,7 +266,9 @@ impl Sink for UdpSink {
             r.rfc5424(rec, &mut self.line);
             self.line.truncate(MAX_DATAGRAM);
             if let Err(e) = sock.send(&self.line) {
-                self.sent += n;
+                if n > 0 {
+                    break; // those went out; the error comes back on the next send
+                }
                 return Err(SinkError::Io {
                     sink: self.name.clone(),
                     op: "sending a datagram",
