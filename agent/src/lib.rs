@@ -36,6 +36,7 @@ pub mod host;
 pub mod init;
 pub mod keys;
 pub mod logging;
+pub mod logship;
 pub mod manifest;
 pub mod providers;
 pub mod sys;

@@ -23,10 +23,12 @@
 //! ```
 //! Failures carry the console log path and its last lines. Machines boot one at a time per
 //! process; deadlines scale with `PYRE_E2E_SLOWDOWN`.
+pub mod certs;
 pub mod console;
 pub mod cpio;
 pub mod erofs;
 pub mod image;
+pub mod loki;
 pub mod markers;
 pub mod metadata;
 pub mod plain;
@@ -34,6 +36,7 @@ pub mod qemu;
 pub mod qmp;
 pub mod received;
 pub mod report;
+pub mod rsyslog;
 pub mod scenario;
 pub mod server;
 pub mod tamper;

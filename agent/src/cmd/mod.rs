@@ -15,6 +15,7 @@ pub mod exit;
 pub mod fetch;
 pub mod init;
 pub mod keygen;
+pub mod logs;
 mod output;
 pub mod seal;
 pub mod sign;
@@ -62,6 +63,8 @@ pub enum Command {
     Volumes(VolumesArgs),
     /// Fetch this instance's config from its provider and print it (or its identity).
     Fetch(fetch::FetchArgs),
+    /// Ship logs off-host (`ship`) and wait for their delivery (`drain`).
+    Logs(logs::LogsArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -193,6 +196,7 @@ pub fn run(command: Command) -> Result<Exit, CmdError> {
         Command::Config(a) => Ok(config::run(a)?),
         Command::Volumes(a) => Ok(volumes::run(a)?),
         Command::Fetch(a) => Ok(fetch::run(a)?),
+        Command::Logs(a) => Ok(logs::run(a)?),
     }
 }
 
