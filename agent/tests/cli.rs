@@ -273,15 +273,15 @@ fn unreadable_entries_as_unprivileged_user() {
     fs::set_permissions(t.manifest(), fs::Permissions::from_mode(0o644)).unwrap();
     fs::set_permissions(t.path("etc/shadow"), fs::Permissions::from_mode(0o000)).unwrap();
     fs::set_permissions(t.path("var/lib/app"), fs::Permissions::from_mode(0o000)).unwrap();
-    let o = t
-        .pyre_copy()
-        .args(["verify", "--format", "json", "-m"])
-        .arg(t.manifest())
-        .arg(&t.root)
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
+    let o = output_retrying_etxtbsy(|| {
+        let mut c = t.pyre_copy();
+        c.args(["verify", "--format", "json", "-m"])
+            .arg(t.manifest())
+            .arg(&t.root)
+            .uid(65534)
+            .gid(65534);
+        c
+    });
     assert_eq!(code(&o), 1, "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let changes: Vec<(String, String)> = v["changes"]
@@ -334,4 +334,19 @@ fn boot_report_without_a_record_checks_the_live_root_and_fails_closed() {
     let o = args(&missing);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert!(stderr(&o).contains("not valid JSON"), "{}", stderr(&o));
+}
+
+/// Run a freshly copied binary. Another test thread may fork while the copy's write descriptor
+/// is still open; the child holds it until its own exec, and exec of the copy then fails with
+/// ETXTBSY for that moment. Retry briefly instead of failing the test on that race.
+fn output_retrying_etxtbsy(make: impl Fn() -> std::process::Command) -> Output {
+    for _ in 0..100 {
+        match make().output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            r => return r.unwrap(),
+        }
+    }
+    panic!("the copied pyre binary stayed busy (ETXTBSY)")
 }
