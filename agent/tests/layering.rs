@@ -33,6 +33,12 @@ const RULE: &[(&str, &[&str])] = &[
     ("volumes", &["sys", "logging", "host", "config"]),
     ("logship", &["sys", "logging", "host", "config"]),
     (
+        "daemon",
+        &[
+            "sys", "logging", "host", "manifest", "keys", "drift", "config", "logship", "enforce",
+        ],
+    ),
+    (
         "cmd",
         &[
             "sys",
@@ -47,6 +53,7 @@ const RULE: &[(&str, &[&str])] = &[
             "providers",
             "volumes",
             "logship",
+            "daemon",
         ],
     ),
 ];

@@ -10,6 +10,7 @@ use exit::{CmdError, Exit};
 
 pub mod boot_report;
 pub mod config;
+pub mod daemon;
 pub mod diff;
 pub mod exit;
 pub mod fetch;
@@ -65,6 +66,9 @@ pub enum Command {
     Fetch(fetch::FetchArgs),
     /// Ship logs off-host (`ship`) and wait for their delivery (`drain`).
     Logs(logs::LogsArgs),
+    /// The long-running service (pyre.service): ship the applied config's logs, notify
+    /// systemd, drain on SIGTERM.
+    Daemon(daemon::DaemonArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -197,6 +201,7 @@ pub fn run(command: Command) -> Result<Exit, CmdError> {
         Command::Volumes(a) => Ok(volumes::run(a)?),
         Command::Fetch(a) => Ok(fetch::run(a)?),
         Command::Logs(a) => Ok(logs::run(a)?),
+        Command::Daemon(a) => Ok(daemon::run(a)?),
     }
 }
 
