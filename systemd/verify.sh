@@ -8,6 +8,11 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(mktemp -d)"
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/usr/lib/systemd/system" "$root/usr/bin"
+# systemd's own units (sysinit.target, basic.target, …), which units with default dependencies
+# order against; pyre's units below replace any of the same name.
+for d in /usr/lib/systemd/system /lib/systemd/system; do
+  [ -d "$d" ] && cp -a "$d"/. "$root/usr/lib/systemd/system/" 2>/dev/null && break
+done
 units=()
 for u in "$here"/*.service "$here"/*.target; do
   [ -e "$u" ] || continue
@@ -29,3 +34,18 @@ if [ -n "$out" ]; then
   exit 1
 fi
 echo "systemd: ${#units[@]} units verified: ${units[*]}"
+
+# The exposure ceiling of the network-facing daemon (issue 11: <= 2.5; STYLE.md: hardened like
+# systemd-journal-upload). `systemd-analyze security --offline=yes` reads the unit file only.
+declare -A max_exposure=([pyre.service]=2.5)
+for u in "${!max_exposure[@]}"; do
+  [ -e "$here/$u" ] || { echo "systemd: $u is missing" >&2; exit 1; }
+  line="$(systemd-analyze security --offline=yes --no-pager "$here/$u" 2>&1 |
+    grep 'Overall exposure level')" || { echo "systemd: no exposure score for $u" >&2; exit 1; }
+  score="$(sed -E 's/.*: ([0-9]+\.[0-9]+).*/\1/' <<<"$line")"
+  if awk -v s="$score" -v m="${max_exposure[$u]}" 'BEGIN { exit !(s > m) }'; then
+    echo "systemd: $u exposure $score is above ${max_exposure[$u]}" >&2
+    exit 1
+  fi
+  echo "systemd: $u exposure $score (at most ${max_exposure[$u]})"
+done
