@@ -13,6 +13,7 @@
 //! {sys, logging, host, keys} <- config <- {providers, volumes, logship}
 //! config <- enforce
 //! {init, config, providers, volumes} <- boot   (`pyre boot` joins them)
+//! {drift, config, logship, enforce} <- daemon
 //! everything <- cmd          (the shell: nothing imports cmd)
 //! ```
 //!
@@ -23,6 +24,8 @@
 //!   parameters.
 //! - `config`, `providers`, `volumes` and `logship` see `sys`, `host` and each other's types
 //!   only through `config` (providers, volumes and log shipping never import one another).
+//! - `daemon` is `pyre daemon` (pyre.service): it joins log shipping and, later, the
+//!   enforcement checks, and talks to systemd (sd_notify); only `cmd` imports it.
 //! - Inside a module, children never import each other in a circle; a child may use its
 //!   parent's items (the parent declares it).
 //!
@@ -33,6 +36,7 @@
 pub mod boot;
 pub mod cmd;
 pub mod config;
+pub mod daemon;
 pub mod drift;
 pub mod host;
 pub mod init;

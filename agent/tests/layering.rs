@@ -49,6 +49,12 @@ const RULE: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "daemon",
+        &[
+            "sys", "logging", "host", "manifest", "keys", "drift", "config", "logship", "enforce",
+        ],
+    ),
+    (
         "cmd",
         &[
             "sys",
@@ -64,6 +70,7 @@ const RULE: &[(&str, &[&str])] = &[
             "volumes",
             "logship",
             "boot",
+            "daemon",
         ],
     ),
 ];

@@ -11,6 +11,7 @@ use exit::{CmdError, Exit};
 pub mod boot;
 pub mod boot_report;
 pub mod config;
+pub mod daemon;
 pub mod diff;
 pub mod exit;
 pub mod fetch;
@@ -70,6 +71,9 @@ pub enum Command {
     /// Fetch, verify and apply this instance's config (pyre-boot.service); on a boot-critical
     /// failure, report and apply the image policy's action (default: power off).
     Boot(boot::BootArgs),
+    /// The long-running service (pyre.service): ship the applied config's logs, notify
+    /// systemd, drain on SIGTERM.
+    Daemon(daemon::DaemonArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -203,6 +207,7 @@ pub fn run(command: Command) -> Result<Exit, CmdError> {
         Command::Fetch(a) => Ok(fetch::run(a)?),
         Command::Logs(a) => Ok(logs::run(a)?),
         Command::Boot(a) => Ok(boot::run(a)?),
+        Command::Daemon(a) => Ok(daemon::run(a)?),
     }
 }
 

@@ -118,10 +118,67 @@ impl Console for RealHost {
         Ok(())
     }
 
+    /// On stderr (the console) and, best effort, in the kernel log, so the boot stages reach
+    /// the log receivers once the daemon ships /dev/kmsg (before /dev is mounted, or when the
+    /// kernel refuses, only the console has them).
     fn console(&self, line: &str) {
         let _ = io::stderr()
             .lock()
             .write_all(format!("{line}\n").as_bytes());
+        if let Ok(mut kmsg) = std::fs::OpenOptions::new().write(true).open(KMSG) {
+            for record in kmsg_records(line) {
+                let _ = kmsg.write_all(record.as_bytes());
+            }
+        }
+    }
+}
+
+/// The kernel log device `console` also writes to.
+const KMSG: &str = "/dev/kmsg";
+
+/// One `/dev/kmsg` write per line of `text` (each write is one record): level 6 (info),
+/// prefixed `pyre init: ` unless it already names pyre, and cut to what the kernel keeps.
+pub fn kmsg_records(text: &str) -> Vec<String> {
+    const MAX: usize = 900;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let mut r = String::from("<6>");
+            if !l.starts_with("pyre") {
+                r.push_str("pyre init: ");
+            }
+            let mut end = l.len().min(MAX);
+            while !l.is_char_boundary(end) {
+                end -= 1;
+            }
+            r.push_str(&l[..end]);
+            r.push('\n');
+            r
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod kmsg_tests {
+    use super::kmsg_records;
+
+    #[test]
+    fn records() {
+        assert_eq!(
+            kmsg_records("pyre init: verify: ok (1.2s)"),
+            ["<6>pyre init: verify: ok (1.2s)\n"]
+        );
+        assert_eq!(
+            kmsg_records("stage a\n\n  b"),
+            ["<6>pyre init: stage a\n", "<6>pyre init:   b\n"]
+        );
+        let long = "é".repeat(600);
+        let r = &kmsg_records(&long)[0];
+        assert!(
+            r.len() <= 3 + 11 + 900 + 1 && r.ends_with("é\n"),
+            "{}",
+            r.len()
+        );
     }
 }
 

@@ -30,6 +30,40 @@ pub struct LogsSpec {
     pub sinks: Vec<SinkSpec>,
 }
 
+impl LogsSpec {
+    /// The `logs` section of an applied config (`config::Logs`) as pipeline specs. The config's
+    /// `non-transparent` framing is this module's [`Framing::Newline`]; a file source must be
+    /// an absolute path. Sinks are checked by [`SinkSpec::target`] when a pipeline opens them.
+    pub fn from_config(logs: &crate::config::Logs) -> Result<LogsSpec, SpecError> {
+        use crate::config::{Framing as CfgFraming, LogSource};
+        let sources = logs
+            .sources
+            .iter()
+            .map(|s| match s {
+                LogSource::Journal => Ok(SourceSpec::Journal),
+                LogSource::Kmsg => Ok(SourceSpec::Kmsg),
+                LogSource::File(p) => format!("file:{p}").parse(),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let sinks = logs
+            .sinks
+            .iter()
+            .map(|s| SinkSpec {
+                url: s.url.clone(),
+                ca: s.ca.as_ref().map(PathBuf::from),
+                server_name: s.server_name.clone(),
+                client_cert: s.client_cert.as_ref().map(PathBuf::from),
+                client_key: s.client_key.as_ref().map(PathBuf::from),
+                framing: s.framing.map(|f| match f {
+                    CfgFraming::OctetCounting => Framing::OctetCounting,
+                    CfgFraming::NonTransparent => Framing::Newline,
+                }),
+            })
+            .collect();
+        Ok(LogsSpec { sources, sinks })
+    }
+}
+
 /// One source: `"journal"`, `"kmsg"` or `"file:/abs/path"`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -324,6 +358,28 @@ mod tests {
         assert_eq!(redact("relp://h:1"), "relp://h:1");
         let e = Target::parse("https://u:secret@h:1:2").unwrap_err();
         assert!(!e.to_string().contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn from_applied_config() {
+        let cfg = crate::config::parse(
+            br#"{"version":1,"logs":{"sources":["journal","file:/var/log/a"],
+              "sinks":[{"url":"syslog+tcp://h:514","framing":"non-transparent"},
+                       {"url":"syslog+tls://h:1","ca":"/etc/pyre/ca.pem"}]}}"#,
+        )
+        .unwrap();
+        let l = LogsSpec::from_config(cfg.logs.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            l.sources,
+            [SourceSpec::Journal, SourceSpec::File("/var/log/a".into())]
+        );
+        assert_eq!(l.sinks[0].framing, Some(Framing::Newline));
+        assert_eq!(l.sinks[1].ca, Some(PathBuf::from("/etc/pyre/ca.pem")));
+        let defaults =
+            crate::config::parse(br#"{"version":1,"logs":{"sinks":[{"url":"relp://h:1"}]}}"#)
+                .unwrap();
+        let d = LogsSpec::from_config(defaults.logs.as_ref().unwrap()).unwrap();
+        assert_eq!(d.sources, [SourceSpec::Journal, SourceSpec::Kmsg]);
     }
 
     #[test]

@@ -1,0 +1,120 @@
+//! `pyre daemon`: the shell of pyre.service. Reads the applied config, gathers the identity,
+//! starts the daemon (`crate::daemon`), notifies systemd, and on SIGTERM/SIGINT drains within
+//! `--stop-deadline` before exiting (0: drained; 1: records still pending at the deadline).
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+
+use super::exit::Exit;
+use crate::daemon::identity::{self, IdentityPaths};
+use crate::daemon::notify::{self, Notifier};
+use crate::daemon::{self as d, Daemon};
+use crate::logship::clock::SystemClock;
+use crate::logship::source::SourcePaths;
+use crate::logship::PipelineOptions;
+use crate::sys::duration;
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    duration::parse(s).map_err(|e| e.to_string())
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// The applied config (written by `pyre boot`); missing: nothing to ship, run idle.
+    #[arg(long, default_value = "/run/pyre/config.json")]
+    pub config: PathBuf,
+    /// Checkpoints and the drain socket (control.sock); kept across restarts.
+    #[arg(long, default_value = "/var/lib/pyre/logs")]
+    pub state_dir: PathBuf,
+    /// pyre's run directory: boot.json, instance.json.
+    #[arg(long, default_value = "/run/pyre")]
+    pub run: PathBuf,
+    /// On SIGTERM/SIGINT, how long to try delivering what is pending before exiting.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub stop_deadline: Duration,
+    #[arg(long, default_value = "/proc/cmdline", hide = true)]
+    pub cmdline: PathBuf,
+    #[arg(long, default_value = "/proc/sys/kernel/random/boot_id", hide = true)]
+    pub boot_id_file: PathBuf,
+    #[arg(long, default_value = "/etc/os-release", hide = true)]
+    pub os_release: PathBuf,
+    #[arg(long, default_value = "journalctl", hide = true)]
+    pub journalctl: PathBuf,
+    #[arg(long, default_value = "/dev/kmsg", hide = true)]
+    pub kmsg: PathBuf,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+pub fn run(a: DaemonArgs) -> anyhow::Result<Exit> {
+    // SAFETY: the handler only stores to an atomic. Installed first: a SIGTERM during start-up
+    // still ends in a drain.
+    unsafe {
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+    }
+    let notifier = Notifier::from_env().context("failed to open $NOTIFY_SOCKET")?;
+    let config = d::load_config(&a.config)?;
+    if config.is_none() {
+        log::info!(
+            "no applied config at {}: nothing to ship",
+            a.config.display()
+        );
+    }
+    let logs = d::logs_of(config.as_ref(), &a.config)?;
+    let hostname = match config.as_ref().and_then(|c| c.hostname.clone()) {
+        Some(h) => h,
+        None => nix::unistd::gethostname()
+            .context("failed to read the hostname")?
+            .to_string_lossy()
+            .into_owned(),
+    };
+    let paths = IdentityPaths {
+        cmdline: a.cmdline,
+        os_release: a.os_release,
+        boot_id: a.boot_id_file,
+        ..IdentityPaths::standard(&a.run)
+    };
+    let identity = identity::gather(hostname, &paths).context("failed to gather the identity")?;
+    let sources = SourcePaths {
+        journalctl: a.journalctl,
+        kmsg: a.kmsg,
+    };
+    let daemon = Daemon::start(
+        &logs,
+        &identity,
+        &a.state_dir,
+        &sources,
+        &PipelineOptions::default(),
+        Arc::new(SystemClock::new()),
+    )?;
+    let summary = daemon.summary();
+    log::info!("pyre daemon: {summary}");
+    if let Err(e) = notifier.notify(&format!("READY=1\nSTATUS={summary}")) {
+        log::warn!("sd_notify READY=1: {e}");
+    }
+    daemon.run_until(&STOP, &notifier, notify::watchdog_from_env());
+    let _ = notifier.notify("STOPPING=1\nSTATUS=draining logs");
+    log::info!(
+        "pyre daemon: stopping, draining logs (at most {:?})",
+        a.stop_deadline
+    );
+    match daemon.shutdown(Instant::now() + a.stop_deadline) {
+        Ok(n) => {
+            log::info!("pyre daemon: drained ({n} records acknowledged)");
+            Ok(Exit::Clean)
+        }
+        Err(e) => {
+            log::warn!("pyre daemon: stopping: {e}");
+            Ok(Exit::Drift)
+        }
+    }
+}
