@@ -65,6 +65,32 @@ pub const PYRE_INIT: &str = "pyre init: ";
 /// The kernel's last words on a power off.
 pub const KERNEL_POWER_DOWN: &str = "reboot: Power down";
 
+/// `pyre boot`'s line with its stage times (`…stages: fetch 0.12s, …, total 1.90s`).
+pub const BOOT_STAGES: &str = "pyre boot: config applied";
+/// pyre-boot.service starting (systemd's status line; the unit name may be cut with `…`).
+pub const BOOT_STARTED: &str = "Starting pyre-boot.service";
+/// Message ids of `pyre boot`'s failures (agent/src/config/mod.rs, agent/src/volumes/).
+pub const CONFIG_SIGNATURE_ID: &str = "PYRE_CONFIG_SIGNATURE";
+/// The config source was not reached by the deadline (provisional: set by `pyre boot`).
+pub const CONFIG_UNREACHED_ID: &str = "PYRE_CONFIG_UNREACHED";
+pub const VOLUME_MISSING_ID: &str = "PYRE_VOLUME_MISSING";
+/// A blank volume being formatted (agent/src/volumes/apply.rs).
+pub const VOLUME_FORMATTED_ID: &str = "PYRE_VOLUME_FORMATTED";
+/// Any of these on a configured boot means something was refused or failed.
+pub const BOOT_FAILURES: &[&str] = &[
+    "PYRE_CONFIG_SIGNATURE",
+    "PYRE_CONFIG_INVALID",
+    "PYRE_CONFIG_MISSING",
+    "PYRE_CONFIG_POLICY",
+    "PYRE_CONFIG_APPLY",
+    "PYRE_VOLUME_MISSING",
+    "PYRE_VOLUME_AMBIGUOUS",
+    "PYRE_VOLUME_FAILED",
+    "PYRE_VOLUME_WRONG_TYPE",
+    "PYRE_FORMAT_REFUSED",
+    "pyre-boot.service: Failed",
+];
+
 /// Which of `markers` occur in `text`.
 pub fn present<'a>(text: &str, markers: &[&'a str]) -> Vec<&'a str> {
     markers
