@@ -62,10 +62,12 @@ pub fn guest_check(b: QemuBuilder, commands: &[&str]) -> Result<QemuBuilder, Str
 /// The output lines of guest command `i` (see [`guest_check`]), in order.
 pub fn check_output(text: &str, i: usize) -> Vec<String> {
     let tag = format!("{}{i}:", CHECK.trim());
+    // Only the journal's lines (`bash[PID]: TAG…`): the kernel echoes its command line, which
+    // holds the script and so every tag, on the console too.
     text.lines()
         .filter_map(|l| {
-            l.split_once(&tag)
-                .map(|(_, rest)| rest.trim_end().to_string())
+            let (pre, rest) = l.split_once(&tag)?;
+            pre.ends_with("]: ").then(|| rest.trim_end().to_string())
         })
         .collect()
 }
@@ -113,7 +115,7 @@ pub fn boot_configured(
     let (_, ready_at) = vm.wait_for_any(markers::PYRE_READY, deadline)?;
     let login = format!("{hostname} login: ");
     let login_at = vm.wait_for(&login, scaled(Duration::from_secs(60)))?;
-    vm.wait_for(&format!("{CHECK}done"), scaled(Duration::from_secs(60)))?;
+    vm.wait_for(&format!("]: {CHECK}done"), scaled(Duration::from_secs(60)))?;
     let exited = vm.wait_exit(scaled(Duration::from_secs(60)))?;
     check(&vm, exited.by_itself(), || {
         format!("QEMU did not exit by itself after the guest check: {exited:?}")
@@ -258,7 +260,8 @@ mod tests {
         );
         assert!(guest_check(builder(), &["echo $HOME"]).is_err());
         assert!(guest_check(builder(), &["date +%s"]).is_err());
-        let console = "[  9.1] bash[310]: pyre-e2e-check:0:web-1\r\n\
+        let console = "Command line: ro systemd.run=... sed s/^/pyre-e2e-check:0:/; ...\r\n\
+                       [  9.1] bash[310]: pyre-e2e-check:0:web-1\r\n\
                        [  9.2] bash[310]: pyre-e2e-check:1:hello\r\n\
                        [  9.2] bash[310]: pyre-e2e-check:1:world\r\n";
         assert_eq!(check_output(console, 0), ["web-1"]);
