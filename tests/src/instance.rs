@@ -161,8 +161,9 @@ pub struct Ended {
 }
 
 /// Boot and expect exactly one outcome: `pyre boot` fails with message id `id` (its line also
-/// containing every one of `words`), pyre-ready.target is never reached, and the machine powers
-/// itself off (QEMU exits by itself) within `exit_within` of the failure line.
+/// containing every one of `words`) and says it powers off (the default image policy),
+/// pyre-ready.target is never reached, and the machine powers itself off (QEMU exits by
+/// itself) within `exit_within` of the failure line.
 pub fn boot_ended(
     builder: QemuBuilder,
     id: &str,
@@ -190,6 +191,13 @@ pub fn boot_ended(
         format!("QEMU did not exit by itself with status 0: {exited:?}")
     })?;
     let text = vm.console().text();
+    let action = format!("{}: boot-critical failure ({id})", markers::BOOT_FAILED_ID);
+    let said = text
+        .lines()
+        .any(|l| l.contains(&action) && l.contains("powering off"));
+    check(&vm, said, || {
+        format!("no {action:?} line saying pyre boot is powering off")
+    })?;
     check(&vm, text.contains(markers::KERNEL_POWER_DOWN), || {
         format!("the kernel did not say {:?}", markers::KERNEL_POWER_DOWN)
     })?;

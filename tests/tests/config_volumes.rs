@@ -289,7 +289,7 @@ fn config_endpoint_down_powers_off_after_the_deadline() {
     );
     let e = boot_ended(
         builder,
-        pyre_tests::markers::CONFIG_UNREACHED_ID,
+        pyre_tests::markers::CONFIG_UNREACHABLE_ID,
         &["10.0.2.2"],
         POWEROFF_BOUND,
     )
