@@ -12,6 +12,7 @@
 //! sys <- logging <- host <- {manifest, keys} <- drift <- {init, enforce}
 //! {sys, logging, host, keys} <- config <- {providers, volumes, logship}
 //! config <- enforce
+//! {init, config, providers, volumes} <- boot   (`pyre boot` joins them)
 //! everything <- cmd          (the shell: nothing imports cmd)
 //! ```
 //!
@@ -29,6 +30,7 @@
 //! source and fails on a breach of this table, a top-level module missing from it, or a
 //! cycle; its table lists `enforce`, `config`, `providers`, `volumes` and `logship` ahead of
 //! their arrival.
+pub mod boot;
 pub mod cmd;
 pub mod config;
 pub mod drift;

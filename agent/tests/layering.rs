@@ -32,6 +32,22 @@ const RULE: &[(&str, &[&str])] = &[
     ("providers", &["sys", "logging", "host", "config"]),
     ("volumes", &["sys", "logging", "host", "config"]),
     ("logship", &["sys", "logging", "host", "config"]),
+    // `pyre boot` joins config, providers and volumes, and extends init's boot record.
+    (
+        "boot",
+        &[
+            "sys",
+            "logging",
+            "host",
+            "manifest",
+            "keys",
+            "drift",
+            "init",
+            "config",
+            "providers",
+            "volumes",
+        ],
+    ),
     (
         "cmd",
         &[
@@ -47,6 +63,7 @@ const RULE: &[(&str, &[&str])] = &[
             "providers",
             "volumes",
             "logship",
+            "boot",
         ],
     ),
 ];

@@ -136,6 +136,7 @@ mod tests {
             started_at: 2.0,
             stages: vec![],
             total_seconds: 1.0,
+            boot: None,
         };
         std::fs::write(dir.path().join("no.json"), r.to_json()).unwrap();
         assert_eq!(run(args(dir.path(), "no.json")).unwrap(), Exit::Drift);

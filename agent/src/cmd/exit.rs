@@ -22,8 +22,12 @@ pub enum Exit {
     /// `fetch`: the config source was not reached by the deadline (whether a config exists is
     /// unknown).
     Unreachable = 4,
-    /// `fetch`: the source answered and the answer is refused (403, off-host redirect, oversize…).
+    /// `fetch`, `boot`: the source answered and the answer is refused (403, off-host redirect,
+    /// oversize…), or the config is (signature, validation, image policy).
     Refused = 5,
+    /// `boot`: the config was accepted but not applied (a required volume, a file, the
+    /// hostname).
+    NotApplied = 6,
 }
 
 impl From<Exit> for ExitCode {
@@ -96,9 +100,10 @@ mod tests {
             Exit::NoConfig,
             Exit::Unreachable,
             Exit::Refused,
+            Exit::NotApplied,
         ]
         .map(|e| e as u8)
         .to_vec();
-        assert_eq!(codes, [0, 1, 2, 3, 4, 5]);
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6]);
     }
 }

@@ -8,6 +8,7 @@ use crate::keys;
 use crate::sys::atomic::{self, Options};
 use exit::{CmdError, Exit};
 
+pub mod boot;
 pub mod boot_report;
 pub mod config;
 pub mod diff;
@@ -28,8 +29,9 @@ pub mod volumes;
     about = "Boot agent for immutable servers: seals and verifies the root, enforces drift policy",
     after_help = "Exit codes: 0 clean / success, 1 drift found (boot-report: root not verified), \
                   2 could not check or failed (bad arguments, bad or unsigned manifest when a key \
-                  is given, I/O errors); fetch: 3 no config, 4 config source not reached by the \
-                  deadline, 5 answer refused. See docs/exit-codes.md."
+                  is given, I/O errors); fetch and boot: 3 no config (boot: where required), 4 \
+                  config source not reached by the deadline, 5 answer or config refused; boot: 6 \
+                  config not applied (volume, file, hostname). See docs/exit-codes.md."
 )]
 pub struct Cli {
     /// More log output (-v debug, -vv trace).
@@ -60,8 +62,11 @@ pub enum Command {
     Config(config::ConfigArgs),
     /// External data volumes: find, check, format only if blank, mount.
     Volumes(VolumesArgs),
-    /// Fetch this instance's config from its provider and print it (or its identity).
+    /// Fetch this instance's config from its provider, verify it and print it (or its identity).
     Fetch(fetch::FetchArgs),
+    /// Fetch, verify and apply this instance's config (pyre-boot.service); on a boot-critical
+    /// failure, report and apply the image policy's action (default: power off).
+    Boot(boot::BootArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -193,6 +198,7 @@ pub fn run(command: Command) -> Result<Exit, CmdError> {
         Command::Config(a) => Ok(config::run(a)?),
         Command::Volumes(a) => Ok(volumes::run(a)?),
         Command::Fetch(a) => Ok(fetch::run(a)?),
+        Command::Boot(a) => Ok(boot::run(a)?),
     }
 }
 

@@ -6,7 +6,8 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::{Exit, VolumesApplyArgs, VolumesArgs, VolumesCommand};
-use crate::volumes::{self, spec::ConfigVolumes, RealVolumeHost, SysPaths};
+use crate::config;
+use crate::volumes::{self, RealVolumeHost, SysPaths};
 
 pub fn run(args: VolumesArgs) -> anyhow::Result<Exit> {
     match args.command {
@@ -14,20 +15,19 @@ pub fn run(args: VolumesArgs) -> anyhow::Result<Exit> {
     }
 }
 
-/// The `volumes` section of a config v1 file (other sections are not read here).
+/// The volumes of a config v1 file, with the config module's full validation (an envelope is
+/// verified against the image's trusted keys). Nothing is touched.
 pub fn read_volumes(path: &Path) -> anyhow::Result<Vec<volumes::VolumeSpec>> {
     let bytes =
         std::fs::read(path).with_context(|| format!("failed to read config {}", path.display()))?;
-    let c: ConfigVolumes = serde_json::from_slice(&bytes)
-        .with_context(|| format!("invalid config {}", path.display()))?;
-    if c.version != 1 {
-        anyhow::bail!(
-            "config {}: version {} is not supported (expected 1)",
-            path.display(),
-            c.version
-        );
-    }
-    Ok(c.volumes)
+    let loaded = config::load(
+        &bytes,
+        &config::Policy::default(),
+        Path::new(config::KEYS_DIR),
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", e.message_id()))
+    .with_context(|| format!("config {} refused", path.display()))?;
+    Ok(volumes::spec::from_config(&loaded.config)?)
 }
 
 fn apply(a: VolumesApplyArgs) -> anyhow::Result<Exit> {

@@ -57,7 +57,7 @@ pub enum ConfigError {
     Keys(String),
     #[error("image policy: {0}")]
     Policy(String),
-    #[error("provider {0:?} is not allowed by the image policy")]
+    #[error("provider {0} is not allowed by the image policy")]
     ProviderNotAllowed(ProviderKind),
     #[error("no config, and the image policy requires one")]
     Missing,

@@ -22,7 +22,49 @@ pub enum ProviderKind {
     Qemu,
     Url,
     File,
+    /// The image runs without config.
     None,
+}
+
+/// Every provider, in the order of `pyre.provider=`'s documentation.
+pub const ALL: [ProviderKind; 8] = [
+    ProviderKind::Aws,
+    ProviderKind::Gcp,
+    ProviderKind::Azure,
+    ProviderKind::Openstack,
+    ProviderKind::Qemu,
+    ProviderKind::Url,
+    ProviderKind::File,
+    ProviderKind::None,
+];
+
+impl ProviderKind {
+    /// The name on the kernel command line and in the image policy.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Aws => "aws",
+            ProviderKind::Gcp => "gcp",
+            ProviderKind::Azure => "azure",
+            ProviderKind::Openstack => "openstack",
+            ProviderKind::Qemu => "qemu",
+            ProviderKind::Url => "url",
+            ProviderKind::File => "file",
+            ProviderKind::None => "none",
+        }
+    }
+}
+
+impl std::fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ProviderKind {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        ALL.into_iter().find(|k| k.as_str() == s).ok_or(())
+    }
 }
 
 /// What a boot-critical failure leads to.

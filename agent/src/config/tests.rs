@@ -347,7 +347,7 @@ fn policy_defaults_and_parsing() {
     assert_eq!(
         (e.to_string().as_str(), e.message_id()),
         (
-            "provider Aws is not allowed by the image policy",
+            "provider aws is not allowed by the image policy",
             msgid::POLICY
         )
     );

@@ -25,7 +25,7 @@ pub mod recording;
 pub mod rootfs;
 
 pub use dm::{DmReply, DmRequest};
-pub use real::RealHost;
+pub use real::{RealHost, SHUTDOWN_FALLBACK};
 #[cfg(any(test, feature = "test-fake"))]
 pub use recording::{Op, RecordingHost};
 
@@ -84,6 +84,35 @@ pub trait Power {
     fn sync(&self);
     /// Power off; on a real machine it does not return when it works.
     fn power_off(&self) -> io::Result<()>;
+}
+
+/// How a running system ends (after switch_root, under systemd): see [`Lifecycle`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    PowerOff,
+    Reboot,
+    /// Stop without powering off: the console stays readable.
+    Halt,
+}
+
+impl Shutdown {
+    /// The systemctl verb (and the name in logs).
+    pub fn verb(self) -> &'static str {
+        match self {
+            Shutdown::PowerOff => "poweroff",
+            Shutdown::Reboot => "reboot",
+            Shutdown::Halt => "halt",
+        }
+    }
+}
+
+/// Ending the running system when a boot-critical failure says so (`pyre boot`). The real one
+/// asks the service manager for an orderly shutdown (`systemctl --no-block poweroff`, so logs
+/// are flushed and volumes unmounted) and falls back to reboot(2) when that cannot be queued or
+/// has not ended this process within a bound.
+pub trait Lifecycle {
+    /// Returns once the shutdown is under way (or on failure); the caller then exits.
+    fn shut_down(&self, how: Shutdown) -> io::Result<()>;
 }
 
 /// The last steps of PID 1 in the initramfs: leave it, free it, enter the new root.

@@ -5,14 +5,17 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::dm::{self, DmReply, DmRequest};
-use super::{Clock, Console, Devices, Files, Handover, Modules, Mounts, MsFlags, Power};
+use super::{
+    Clock, Console, Devices, Files, Handover, Lifecycle, Modules, Mounts, MsFlags, Power, Shutdown,
+};
 use crate::sys::atomic;
 
 fn nix_err(e: nix::Error) -> io::Error {
     io::Error::from_raw_os_error(e as i32)
 }
 
-/// The real machine. Only ever used by PID 1 (see `cmd::init`, which refuses otherwise).
+/// The real machine. Its mount, device and handover calls are only ever used by PID 1 (see
+/// `cmd::init`, which refuses otherwise); `pyre boot` uses its clock, modules and [`Lifecycle`].
 pub struct RealHost;
 
 impl Mounts for RealHost {
@@ -133,6 +136,71 @@ impl Power for RealHost {
             Ok(never) => match never {},
             Err(e) => Err(nix_err(e)),
         }
+    }
+}
+
+/// How long `systemctl --no-block` may take to queue the job, and how long the orderly shutdown
+/// then has to stop this process (systemd stops pyre-boot.service early in the shutdown)
+/// before reboot(2) forces it.
+pub const SHUTDOWN_FALLBACK: (Duration, Duration) =
+    (Duration::from_secs(10), Duration::from_secs(90));
+
+impl Lifecycle for RealHost {
+    fn shut_down(&self, how: Shutdown) -> io::Result<()> {
+        let (queue, grace) = SHUTDOWN_FALLBACK;
+        match systemctl(how, queue) {
+            Ok(()) => {
+                log::info!(
+                    "{} queued with systemd; forcing it in {}s if this process is still running",
+                    how.verb(),
+                    grace.as_secs()
+                );
+                std::thread::sleep(grace);
+                log::warn!(
+                    "the orderly {} did not stop pyre boot: forcing it",
+                    how.verb()
+                );
+            }
+            Err(e) => log::warn!("systemctl {}: {e}; forcing it with reboot(2)", how.verb()),
+        }
+        use nix::sys::reboot::{reboot, RebootMode};
+        nix::unistd::sync();
+        let mode = match how {
+            Shutdown::PowerOff => RebootMode::RB_POWER_OFF,
+            Shutdown::Reboot => RebootMode::RB_AUTOBOOT,
+            Shutdown::Halt => RebootMode::RB_HALT_SYSTEM,
+        };
+        match reboot(mode) {
+            Ok(never) => match never {},
+            Err(e) => Err(nix_err(e)),
+        }
+    }
+}
+
+/// `systemctl --no-block VERB`, given `bound` to answer.
+fn systemctl(how: Shutdown, bound: Duration) -> io::Result<()> {
+    let mut child = std::process::Command::new("systemctl")
+        .args(["--no-block", how.verb()])
+        .stdin(std::process::Stdio::null())
+        .spawn()?;
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return if status.success() {
+                Ok(())
+            } else {
+                Err(io::Error::other(format!("exited with {status}")))
+            };
+        }
+        if start.elapsed() > bound {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::other(format!(
+                "no answer within {}s",
+                bound.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

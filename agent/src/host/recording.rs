@@ -47,6 +47,8 @@ pub enum Op {
     },
     Sync,
     PowerOff,
+    /// [`super::Lifecycle::shut_down`]: recorded, never done.
+    ShutDown(super::Shutdown),
 }
 
 type FailRule = Box<dyn Fn(&Op) -> Option<i32> + Send + Sync>;
@@ -222,6 +224,12 @@ impl Power for RecordingHost {
     }
     fn power_off(&self) -> io::Result<()> {
         self.record(Op::PowerOff)
+    }
+}
+
+impl super::Lifecycle for RecordingHost {
+    fn shut_down(&self, how: super::Shutdown) -> io::Result<()> {
+        self.record(Op::ShutDown(how))
     }
 }
 

@@ -407,6 +407,7 @@ pub fn boot(
         started_at: clock.start.as_secs_f64(),
         stages: clock.stages.clone(),
         total_seconds: clock.total(),
+        boot: None,
     };
     host.console(&record.summary_line());
     clock.stage("handover", || {

@@ -100,7 +100,9 @@ pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
         let slot = match p.key.as_str() {
             "debug" => continue,
             // Read by `pyre boot` (providers::Settings), not by init.
-            "provider" | "metadata.url" | "config.url" | "config.deadline" => continue,
+            "provider" | "metadata.url" | "config.url" | "config.deadline" | "report.url" => {
+                continue
+            }
             "root" => &mut raw.root,
             "verity.uuid" => &mut raw.uuid,
             "verity.roothash" => &mut raw.roothash,

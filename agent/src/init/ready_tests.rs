@@ -86,6 +86,7 @@ impl Machine {
                 seconds: 1.0,
             }],
             total_seconds: 1.5,
+            boot: None,
         };
         std::fs::create_dir_all(self.paths.record.parent().unwrap()).unwrap();
         std::fs::write(&self.paths.record, r.to_json()).unwrap();

@@ -1,5 +1,9 @@
 //! `/run/pyre/boot.json`: what `pyre init` verified and how long each stage took, written
 //! before switch_root and read by `pyre boot-report` (pyre-verified.service) and the daemon.
+//! `pyre boot` (pyre-boot.service, after switch_root) adds its own section, [`BootSection`],
+//! under the key `boot` ([`with_boot_section`]); on an image whose initramfs is not pyre's it
+//! creates the file with only `version` and that section (so it never passes for a record of
+//! `pyre init`).
 use serde::{Deserialize, Serialize};
 
 pub const RECORD_VERSION: u32 = 1;
@@ -28,6 +32,82 @@ pub struct BootRecord {
     pub stages: Vec<Stage>,
     /// Seconds from the start of `pyre init` to writing this record.
     pub total_seconds: f64,
+    /// Added by `pyre boot`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<Box<BootSection>>,
+}
+
+/// What `pyre boot` did: its stages and their times, how it ended and, on a boot-critical
+/// failure, the reason with its stable message id and the action taken. Names, paths and counts
+/// only: never a file's content or an environment value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BootSection {
+    /// Seconds since boot when `pyre boot` started.
+    pub started_at: f64,
+    pub stages: Vec<Stage>,
+    pub total_seconds: f64,
+    /// `applied`, `no-config` or `failed`.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The key id of a signed config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The image policy's action on failure (`poweroff`, `reboot`, `halt`, `debug`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// What was applied (hostname, file paths, variable names) and the volumes report.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub details: serde_json::Value,
+}
+
+impl BootSection {
+    /// The one console/journal line.
+    pub fn summary_line(&self) -> String {
+        let stages: Vec<String> = self
+            .stages
+            .iter()
+            .map(|s| format!("{} {:.3}s", s.name, s.seconds))
+            .collect();
+        format!(
+            "pyre boot: {}{}; stages: {}, total {:.3}s",
+            self.outcome,
+            self.provider
+                .as_deref()
+                .map(|p| format!(" (provider {p})"))
+                .unwrap_or_default(),
+            stages.join(", "),
+            self.total_seconds
+        )
+    }
+}
+
+/// The record file's new bytes: `existing` (the file as `pyre init` left it, if any) with
+/// `section` as its `boot` key. An existing file that is not a JSON object is replaced (the
+/// caller logs it); the bool says so.
+pub fn with_boot_section(existing: Option<&[u8]>, section: &BootSection) -> (Vec<u8>, bool) {
+    let mut replaced = false;
+    let mut obj = match existing.map(serde_json::from_slice::<serde_json::Value>) {
+        Some(Ok(serde_json::Value::Object(m))) => m,
+        None => serde_json::Map::new(),
+        Some(_) => {
+            replaced = true;
+            serde_json::Map::new()
+        }
+    };
+    obj.entry("version").or_insert(RECORD_VERSION.into());
+    obj.insert(
+        "boot".into(),
+        serde_json::to_value(section).expect("a boot section always serializes"),
+    );
+    let mut v = serde_json::to_vec_pretty(&obj).expect("a JSON object always serializes");
+    v.push(b'\n');
+    (v, replaced)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +181,7 @@ mod tests {
                 },
             ],
             total_seconds: 12.9,
+            boot: None,
         }
     }
 
@@ -112,6 +193,45 @@ mod tests {
             r.summary_line(),
             "pyre: root verified: manifest sha256:ab, 9912 entries, 226.4 MB hashed; \
              stages: modules 0.21s, verify 12.30s, total 12.90s"
+        );
+    }
+
+    #[test]
+    fn pyre_boot_adds_its_section() {
+        let section = BootSection {
+            started_at: 14.0,
+            stages: vec![Stage {
+                name: "fetch".into(),
+                seconds: 0.25,
+            }],
+            total_seconds: 0.3,
+            outcome: "applied".into(),
+            provider: Some("qemu".into()),
+            signed_by: None,
+            message_id: None,
+            reason: None,
+            action: None,
+            details: serde_json::Value::Null,
+        };
+        let (bytes, replaced) = with_boot_section(Some(&sample().to_json()), &section);
+        assert!(!replaced);
+        let r = BootRecord::from_json(&bytes).unwrap();
+        assert_eq!(r.boot.as_deref(), Some(&section));
+        assert_eq!(
+            BootRecord { boot: None, ..r },
+            sample(),
+            "init's part is kept as it was"
+        );
+        // No record from pyre init: only the version and the section, never init's fields.
+        let (bytes, _) = with_boot_section(None, &section);
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v.as_object().unwrap().len(), 2);
+        assert!(BootRecord::from_json(&bytes).is_err());
+        let (_, replaced) = with_boot_section(Some(b"garbage"), &section);
+        assert!(replaced);
+        assert_eq!(
+            section.summary_line(),
+            "pyre boot: applied (provider qemu); stages: fetch 0.250s, total 0.300s"
         );
     }
 

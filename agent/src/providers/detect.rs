@@ -1,60 +1,9 @@
 //! Provider names and detection from DMI (`/sys/class/dmi/id/*`, a parameter): what the
-//! firmware says the machine is, read without touching the network.
-use std::fmt;
+//! firmware says the machine is, read without touching the network. The provider names are
+//! config's [`ProviderKind`] (the image policy lists them too), re-exported here.
 use std::path::Path;
-use std::str::FromStr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ProviderKind {
-    Aws,
-    Gcp,
-    Azure,
-    Openstack,
-    Qemu,
-    Url,
-    File,
-    /// The image runs without config.
-    None,
-}
-
-pub const ALL: [ProviderKind; 8] = [
-    ProviderKind::Aws,
-    ProviderKind::Gcp,
-    ProviderKind::Azure,
-    ProviderKind::Openstack,
-    ProviderKind::Qemu,
-    ProviderKind::Url,
-    ProviderKind::File,
-    ProviderKind::None,
-];
-
-impl ProviderKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::Aws => "aws",
-            ProviderKind::Gcp => "gcp",
-            ProviderKind::Azure => "azure",
-            ProviderKind::Openstack => "openstack",
-            ProviderKind::Qemu => "qemu",
-            ProviderKind::Url => "url",
-            ProviderKind::File => "file",
-            ProviderKind::None => "none",
-        }
-    }
-}
-
-impl fmt::Display for ProviderKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ProviderKind {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        ALL.into_iter().find(|k| k.as_str() == s).ok_or(())
-    }
-}
+pub use crate::config::policy::{ProviderKind, ALL};
 
 /// Azure's chassis asset tag on every Azure VM (Hyper-V alone does not mean Azure).
 pub const AZURE_ASSET_TAG: &str = "7783-7084-3265-9085-8269-3286-77";

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 
 use super::http::{HttpError, Method, Request, Response, Transport};
 
-/// Monotonic time and sleeping; the real one is [`SystemClock`], tests advance a fake.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> Duration;
-    fn sleep(&self, d: Duration);
-}
+/// The host's clock capability ([`crate::host::Clock`]: monotonic time and sleeping), shared
+/// with the racing threads, hence `Send + Sync`. Real clocks: [`SystemClock`] or
+/// `host::RealHost`; tests advance a fake.
+pub trait Clock: crate::host::Clock + Send + Sync {}
+
+impl<T: crate::host::Clock + Send + Sync + ?Sized> Clock for T {}
 
 pub struct SystemClock(Instant);
 
@@ -31,7 +32,7 @@ impl Default for SystemClock {
     }
 }
 
-impl Clock for SystemClock {
+impl crate::host::Clock for SystemClock {
     fn now(&self) -> Duration {
         self.0.elapsed()
     }

@@ -1,3 +1,4 @@
+use crate::host::Clock as _;
 use std::time::Duration;
 
 use super::*;

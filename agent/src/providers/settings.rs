@@ -1,6 +1,10 @@
 //! The config-related kernel command-line words: `pyre.provider=`, `pyre.metadata.url=`,
-//! `pyre.config.url=`, `pyre.config.deadline=SECONDS`. Other words are not ours to judge here
-//! (`pyre init`'s parser refuses unknown `pyre.*` words).
+//! `pyre.config.url=`, `pyre.config.deadline=SECONDS`, `pyre.report.url=`. Other words are not
+//! ours to judge here (`pyre init`'s parser refuses unknown `pyre.*` words).
+//!
+//! `pyre boot` starts from the image policy ([`Settings::for_policy`]: its deadline, whether
+//! plain http is allowed, its report URL); the command line's words override the deadline and
+//! the report URL.
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -8,6 +12,7 @@ use super::detect::ProviderKind;
 use super::fetch::DEFAULT_DEADLINE;
 use super::http::DEFAULT_MAX_BODY;
 use super::ProviderError;
+use crate::config::Policy;
 
 /// Longest deadline accepted on the command line (a boot must end one way or the other).
 pub const MAX_DEADLINE: Duration = Duration::from_secs(3600);
@@ -27,6 +32,8 @@ pub struct Settings {
     /// Plain http for the `url` provider (the image policy decides).
     pub allow_http: bool,
     pub max_body: u64,
+    /// Where `pyre boot` POSTs its record on a boot-critical failure (`pyre.report.url=`).
+    pub report_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -39,6 +46,7 @@ impl Default for Settings {
             deadline: DEFAULT_DEADLINE,
             allow_http: false,
             max_body: DEFAULT_MAX_BODY,
+            report_url: None,
         }
     }
 }
@@ -63,7 +71,24 @@ fn http_url(key: &'static str, value: &str) -> Result<String, ProviderError> {
 impl Settings {
     /// Read our words from a kernel command line (the last of a repeated word wins).
     pub fn from_cmdline(cmdline: &str) -> Result<Settings, ProviderError> {
-        let mut s = Settings::default();
+        Settings::default().with_cmdline(cmdline)
+    }
+
+    /// The image policy's deadline, plain-http permission and report URL, then the command
+    /// line's words over them.
+    pub fn for_policy(cmdline: &str, policy: &Policy) -> Result<Settings, ProviderError> {
+        Settings {
+            deadline: policy.deadline.get(),
+            allow_http: policy.allow_http,
+            report_url: policy.report_url.clone(),
+            ..Settings::default()
+        }
+        .with_cmdline(cmdline)
+    }
+
+    /// These settings with the command line's words applied over them.
+    pub fn with_cmdline(self, cmdline: &str) -> Result<Settings, ProviderError> {
+        let mut s = self;
         for w in crate::sys::cmdline::words(cmdline) {
             let Some((key, value)) = w.split_once('=') else {
                 continue;
@@ -80,6 +105,7 @@ impl Settings {
                 }
                 "pyre.metadata.url" => s.metadata_url = Some(http_url("pyre.metadata.url", value)?),
                 "pyre.config.url" => s.config_url = Some(http_url("pyre.config.url", value)?),
+                "pyre.report.url" => s.report_url = Some(http_url("pyre.report.url", value)?),
                 "pyre.config.deadline" => {
                     let secs: u64 = value.parse().map_err(|_| {
                         invalid(
@@ -150,6 +176,31 @@ mod tests {
             let e = Settings::from_cmdline(line).unwrap_err().to_string();
             assert!(e.contains(want), "{line}: {e}");
         }
+    }
+
+    #[test]
+    fn the_policy_then_the_command_line() {
+        let policy = Policy {
+            deadline: crate::config::Duration::from_secs(45),
+            allow_http: true,
+            report_url: Some("https://collector.example/boot".into()),
+            ..Policy::default()
+        };
+        let s = Settings::for_policy("pyre.provider=qemu", &policy).unwrap();
+        assert_eq!(s.deadline, Duration::from_secs(45));
+        assert!(s.allow_http);
+        assert_eq!(
+            s.report_url.as_deref(),
+            Some("https://collector.example/boot")
+        );
+        let s = Settings::for_policy(
+            "pyre.config.deadline=20 pyre.report.url=http://10.0.2.2:9/r",
+            &policy,
+        )
+        .unwrap();
+        assert_eq!(s.deadline, Duration::from_secs(20));
+        assert_eq!(s.report_url.as_deref(), Some("http://10.0.2.2:9/r"));
+        assert!(Settings::for_policy("pyre.report.url=x", &policy).is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::fetch::{Clock, Fetcher, RetryPolicy};
+use super::fetch::{Fetcher, RetryPolicy};
 use super::http::{HttpError, HttpErrorKind, Request, Response, Transport};
 
 #[derive(Default)]
@@ -19,7 +19,7 @@ impl FakeClock {
     }
 }
 
-impl Clock for FakeClock {
+impl crate::host::Clock for FakeClock {
     fn now(&self) -> Duration {
         *self.now.lock().unwrap()
     }

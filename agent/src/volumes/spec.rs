@@ -1,10 +1,12 @@
-//! The `volumes` section of config v1 as this module consumes it. The field names, kebab-case
-//! and defaults mirror the config v1 sketch exactly, so `config::Volume` can replace
-//! [`VolumeSpec`] (a type alias or a `From`) once the config module lands.
+//! The `volumes` section of config v1 as this module consumes it: [`VolumeSpec`] is made from a
+//! validated `config::Volume` ([`from_config`]); its serde form (same field names, kebab-case
+//! and defaults) serves the tests and reports.
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::config::{self, Selector};
 
 /// The default `wait`: EBS volumes attach after boot, so give them time.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
@@ -94,13 +96,64 @@ fn default_wait() -> Duration {
     DEFAULT_WAIT
 }
 
-/// The config file as `pyre volumes apply` reads it until config v1 lands: `version` must be
-/// 1, `volumes` is taken, other top-level keys are ignored.
-#[derive(Debug, Deserialize)]
-pub struct ConfigVolumes {
-    pub version: u32,
-    #[serde(default)]
-    pub volumes: Vec<VolumeSpec>,
+/// A config v1 volume as this module consumes it. The config module has validated it (exactly
+/// one selector); a device with none or several is refused again here, naming the volume.
+impl TryFrom<&config::Volume> for VolumeSpec {
+    type Error = SpecError;
+
+    fn try_from(v: &config::Volume) -> Result<VolumeSpec, SpecError> {
+        let device = match v.device.selectors().as_slice() {
+            [one] => match *one {
+                Selector::Path(p) => DeviceSelector::Path(p.into()),
+                Selector::Label(l) => DeviceSelector::Label(l.into()),
+                Selector::Uuid(u) => DeviceSelector::Uuid(u.into()),
+                Selector::Partlabel(l) => DeviceSelector::Partlabel(l.into()),
+                Selector::Partuuid(u) => DeviceSelector::Partuuid(u.into()),
+                Selector::Serial(s) => DeviceSelector::Serial(s.into()),
+            },
+            other => {
+                return Err(SpecError {
+                    at: format!("volume {:?}.device", v.name),
+                    problem: format!("needs exactly one selector, has {}", other.len()),
+                })
+            }
+        };
+        Ok(VolumeSpec {
+            name: v.name.clone(),
+            device,
+            filesystem: filesystem_name(v.filesystem).to_string(),
+            label: v.label.clone(),
+            mountpoint: PathBuf::from(&v.mountpoint),
+            options: v.options.clone(),
+            format: match v.format {
+                config::Format::Never => FormatPolicy::Never,
+                config::Format::IfBlank => FormatPolicy::IfBlank,
+            },
+            required: v.required,
+            wait: v.wait.get(),
+            grow: v.grow,
+        })
+    }
+}
+
+/// The config's volumes, converted and checked by [`validate`] (nothing touched yet).
+pub fn from_config(c: &config::Config) -> Result<Vec<VolumeSpec>, SpecError> {
+    let specs = c
+        .volumes
+        .iter()
+        .map(VolumeSpec::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    validate(&specs)?;
+    Ok(specs)
+}
+
+fn filesystem_name(f: config::Filesystem) -> &'static str {
+    match f {
+        config::Filesystem::Ext4 => "ext4",
+        config::Filesystem::Xfs => "xfs",
+        config::Filesystem::Btrfs => "btrfs",
+        config::Filesystem::Vfat => "vfat",
+    }
 }
 
 /// `500ms`, `30s`, `15m`, `24h` (the shared grammar of `sys::duration`).
@@ -392,9 +445,32 @@ mod tests {
     }
 
     #[test]
-    fn config_wrapper_ignores_other_sections() {
-        let doc = format!(r#"{{"version":1,"hostname":"web-1","volumes":[{MIN}]}}"#);
-        let c: ConfigVolumes = serde_json::from_str(&doc).unwrap();
-        assert_eq!(c.volumes.len(), 1);
+    fn converts_a_config_volume() {
+        let doc = format!(
+            r#"{{"version":1,"hostname":"web-1","volumes":[{}]}}"#,
+            MIN.replace("\"ext4\",", "\"xfs\",\"format\":\"if-blank\",\"wait\":\"5s\",\"grow\":true,\"options\":[\"noexec\"],\"label\":\"data\",")
+        );
+        let c = crate::config::parse(doc.as_bytes()).unwrap();
+        let specs = from_config(&c).unwrap();
+        let want = VolumeSpec {
+            name: "data".into(),
+            device: DeviceSelector::Serial("vol-0abc".into()),
+            filesystem: "xfs".into(),
+            label: Some("data".into()),
+            mountpoint: "/var/lib/data".into(),
+            options: vec!["noexec".into()],
+            format: FormatPolicy::IfBlank,
+            required: true,
+            wait: Duration::from_secs(5),
+            grow: true,
+        };
+        assert_eq!(specs, [want]);
+        let mut v = c.volumes[0].clone();
+        v.device.label = Some("x".into());
+        let e = VolumeSpec::try_from(&v).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "volume \"data\".device: needs exactly one selector, has 2"
+        );
     }
 }

@@ -228,44 +228,119 @@ fn record(
     )
 }
 
-/// Apply hostname, files under /run and environment; write /run/pyre/config.json last.
-pub fn apply(
-    config: &Config,
-    host: &dyn ApplyHost,
-    paths: &ApplyPaths,
-) -> Result<ApplyReport, ApplyError> {
+/// A config checked and prepared for applying: every file's path mapped, content decoded and
+/// owner resolved, the environment rendered. Made by [`prepare`] before the first side effect;
+/// its steps are then run in the boot's order: [`Prepared::set_hostname`], (volumes mounted by
+/// the caller), [`Prepared::write_run`], [`Prepared::write_volume_files`] per volume, and
+/// [`Prepared::commit`] (`/run/pyre/config.json`, which marks a complete apply) last.
+pub struct Prepared<'c> {
+    config: &'c Config,
+    run_files: Vec<Planned>,
+    /// Per volume mountpoint (as the config names it), its files.
+    volume_files: Vec<(String, Vec<Planned>)>,
+    env: Vec<u8>,
+}
+
+/// Check `config` and prepare everything, volume files included; nothing is written.
+pub fn prepare<'c>(config: &'c Config, host: &dyn ApplyHost) -> Result<Prepared<'c>, ApplyError> {
     let problems = validate::check(config);
     if !problems.is_empty() {
         return Err(ApplyError::Invalid(problems));
     }
-    // Prepare everything, volume files included, before the first side effect.
     let run_files = plan(host, config, "/run")?;
-    let mut deferred = Vec::new();
+    let mut volume_files = Vec::new();
     for v in &config.volumes {
-        deferred.extend(
-            plan(host, config, &v.mountpoint)?
-                .into_iter()
-                .map(|p| p.path),
-        );
+        volume_files.push((v.mountpoint.clone(), plan(host, config, &v.mountpoint)?));
     }
-    let env = envfile::render(&config.environment);
-    let config_json = config.to_json_with_secrets();
+    Ok(Prepared {
+        config,
+        run_files,
+        volume_files,
+        env: envfile::render(&config.environment),
+    })
+}
 
-    let files = write_all(host, &paths.run, &run_files)?;
-    record(host, paths, "env", &env, 0o600)?;
-    if let Some(h) = &config.hostname {
+impl Prepared<'_> {
+    /// sethostname(2) and `/run/pyre/hostname`, when the config names a hostname.
+    pub fn set_hostname(
+        &self,
+        host: &dyn ApplyHost,
+        paths: &ApplyPaths,
+    ) -> Result<Option<String>, ApplyError> {
+        let Some(h) = &self.config.hostname else {
+            return Ok(None);
+        };
         host.set_hostname(h).map_err(|error| ApplyError::Hostname {
             name: h.clone(),
             error,
         })?;
         record(host, paths, "hostname", format!("{h}\n").as_bytes(), 0o644)?;
         log::info!("hostname set to {h}");
+        Ok(Some(h.clone()))
     }
-    record(host, paths, "config.json", &config_json, 0o600)?;
+
+    /// The files under /run, then `/run/pyre/env`. Returns the config paths written.
+    pub fn write_run(
+        &self,
+        host: &dyn ApplyHost,
+        paths: &ApplyPaths,
+    ) -> Result<Vec<String>, ApplyError> {
+        let files = write_all(host, &paths.run, &self.run_files)?;
+        record(host, paths, "env", &self.env, 0o600)?;
+        Ok(files)
+    }
+
+    /// The files under volume `mountpoint` (as the config names it), mounted at `mounted_at`.
+    pub fn write_volume_files(
+        &self,
+        host: &dyn ApplyHost,
+        mountpoint: &str,
+        mounted_at: &Path,
+    ) -> Result<Vec<String>, ApplyError> {
+        let files = self
+            .volume_files
+            .iter()
+            .find(|(m, _)| m == mountpoint)
+            .ok_or_else(|| ApplyError::NotAVolume(mountpoint.to_string()))?;
+        write_all(host, mounted_at, &files.1)
+    }
+
+    /// Config paths that live under a volume's mountpoint.
+    pub fn deferred_files(&self) -> Vec<String> {
+        self.volume_files
+            .iter()
+            .flat_map(|(_, fs)| fs.iter().map(|p| p.path.clone()))
+            .collect()
+    }
+
+    /// `/run/pyre/config.json` (0600, secrets included): the mark of a complete apply.
+    pub fn commit(&self, host: &dyn ApplyHost, paths: &ApplyPaths) -> Result<(), ApplyError> {
+        record(
+            host,
+            paths,
+            "config.json",
+            &self.config.to_json_with_secrets(),
+            0o600,
+        )
+    }
+}
+
+/// Apply files under /run, environment and hostname; write /run/pyre/config.json last. Files
+/// under volumes are left for [`apply_volume_files`] (`pyre boot` uses [`prepare`]'s steps so
+/// that config.json comes after the volumes).
+pub fn apply(
+    config: &Config,
+    host: &dyn ApplyHost,
+    paths: &ApplyPaths,
+) -> Result<ApplyReport, ApplyError> {
+    let prepared = prepare(config, host)?;
+    let files = prepared.write_run(host, paths)?;
+    prepared.set_hostname(host, paths)?;
+    prepared.commit(host, paths)?;
     Ok(ApplyReport {
         hostname: config.hostname.clone(),
         files,
-        deferred_files: deferred,
+        deferred_files: prepared.deferred_files(),
         environment: config.environment.keys().cloned().collect(),
     })
 }

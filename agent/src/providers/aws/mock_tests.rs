@@ -116,10 +116,8 @@ fn races_ipv4_and_ipv6_without_an_override() {
     assert_eq!(a.config().unwrap().as_deref(), Some(b"from-v6".as_slice()));
     let lines = r.script.lines();
     assert!(lines.contains(&"PUT http://169.254.169.254/latest/api/token".to_string()));
-    assert_eq!(
-        lines.last().unwrap(),
-        "GET http://[fd00:ec2::254]/latest/user-data"
-    );
+    // The IPv4 loser's thread may record its request after the winner's GET: check presence.
+    assert!(lines.contains(&"GET http://[fd00:ec2::254]/latest/user-data".to_string()));
 }
 
 #[test]
