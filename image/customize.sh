@@ -18,6 +18,17 @@ for pub in "$@"; do
   install -m 0644 "$pub" "$root/etc/pyre/keys/$(basename "$pub")"
 done
 
+# The image policy (/etc/pyre/image.json): $PYRE_IMAGE_POLICY, else image/image.json (config
+# optional, unsigned accepted, 120 s deadline, power off on a boot-critical failure). Checked
+# with pyre's own parser so a broken policy fails the build, not every boot.
+policy=${PYRE_IMAGE_POLICY:-$REPO/image/image.json}
+[ -f "$policy" ] || die "PYRE_IMAGE_POLICY=$policy: no such file"
+printf '{"version":1}\n' > "$root/etc/pyre/.policy-check.json"
+"$PYRE_BIN" config validate --keys "$root/etc/pyre/keys" --policy "$policy" \
+  "$root/etc/pyre/.policy-check.json" >/dev/null || die "image policy $policy is invalid"
+rm -f "$root/etc/pyre/.policy-check.json"
+install -m 0644 "$policy" "$root/etc/pyre/image.json"
+
 # pyre's documentation, which the units point to (Documentation=file:/usr/share/doc/pyre/...).
 install -d -m 0755 "$root/usr/share/doc/pyre"
 shopt -s nullglob
@@ -61,7 +72,7 @@ Storage=volatile
 JOURNAL
 
 # Identity comes at boot: systemd makes a transient machine id when /etc/machine-id is empty,
-# `pyre boot` sets the hostname from the instance config.
+# `pyre boot` (pyre-boot.service) sets the hostname from the instance config.
 : > "$root/etc/machine-id"
 echo localhost > "$root/etc/hostname"
 [ "$(readlink "$root/etc/resolv.conf")" = ../run/systemd/resolve/stub-resolv.conf ] ||
@@ -84,4 +95,4 @@ for d in dev proc sys run tmp; do
   mkdir -m 0755 "$root/$d"
 done
 chmod 1777 "$root/tmp"
-log "customize: pyre, ${#units[@]} pyre unit(s) enabled (${units[*]:-none}), networkd DHCP"
+log "customize: pyre, policy $policy, ${#units[@]} pyre unit(s) enabled (${units[*]:-none}), networkd DHCP"

@@ -84,5 +84,30 @@ else
   ok "veritysetup rejects a changed data block"
 fi
 
+# What pyre boot needs from the image: a valid default policy, mkfs/grow tools, the fw_cfg
+# module kept by the pruning, and pyre-ready.target requiring pyre-boot.service.
+printf '{"version":1}\n' > "$t/min.json"
+"$PYRE_BIN" config validate --keys "$t" --policy "$REPO/image/image.json" "$t/min.json" > /dev/null 2>&1 &&
+  ok "image/image.json is a valid image policy" || fail "image/image.json is refused"
+printf '{"version":1,"on-failure":"explode"}\n' > "$t/bad-policy.json"
+if "$PYRE_BIN" config validate --keys "$t" --policy "$t/bad-policy.json" "$t/min.json" > /dev/null 2>&1; then
+  fail "a bad policy passes the check customize.sh makes"
+else
+  ok "a bad policy fails the check customize.sh makes before baking it"
+fi
+grep -qx e2fsprogs "$here/packages" && grep -qx xfsprogs "$here/packages" &&
+  ok "packages: e2fsprogs and xfsprogs for data volumes" || fail "packages lack e2fsprogs/xfsprogs"
+fwcfg=no
+while read -r pat; do
+  pat=${pat%%#*}
+  pat=${pat//[[:space:]]/}
+  # shellcheck disable=SC2053 # the pattern is meant to glob
+  [ -n "$pat" ] && [ "${pat:0:1}" != '!' ] && [[ drivers/firmware/qemu_fw_cfg.ko.xz == $pat ]] && fwcfg=yes
+done < "$here/modules.keep"
+[ "$fwcfg" = yes ] && ok "modules.keep keeps qemu_fw_cfg" || fail "modules.keep drops qemu_fw_cfg"
+grep -q '^Requires=.*pyre-boot.service' "$REPO/systemd/pyre-ready.target" &&
+  grep -q '^After=.*pyre-boot.service' "$REPO/systemd/pyre-ready.target" &&
+  ok "pyre-ready.target requires and follows pyre-boot.service" || fail "pyre-ready.target misses pyre-boot"
+
 [ "$fails" -eq 0 ] || { echo "$fails failure(s)" >&2; exit 1; }
 echo "image tests: all passed"

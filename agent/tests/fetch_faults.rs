@@ -36,6 +36,13 @@ fn pyre_fetch(args: &[&str]) -> Run {
     let t0 = Instant::now();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pyre"));
     cmd.args(["fetch", "--dmi-dir", d, "--sysfs", d, "--ca-dir", d]);
+    // No image policy (the defaults) and no trusted keys, unless the test gives its own.
+    if !args.contains(&"--policy") {
+        cmd.args(["--policy", &format!("{d}/no-policy.json")]);
+    }
+    if !args.contains(&"--keys") {
+        cmd.args(["--keys", d]);
+    }
     if !args.contains(&"--cmdline") {
         cmd.args(["--cmdline", "/dev/null"]);
     }
@@ -69,9 +76,13 @@ fn server(faults: &[&str]) -> MetadataServer {
     srv
 }
 
+/// `pyre fetch` prints the verified config as JSON: compare documents, not bytes.
 fn assert_fetched(r: &Run, want: &[u8]) {
     assert_eq!(r.code, 0, "stderr: {}", r.stderr);
-    assert_eq!(r.stdout, want, "stderr: {}", r.stderr);
+    let got: serde_json::Value = serde_json::from_slice(&r.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&r.stdout)));
+    let want: serde_json::Value = serde_json::from_slice(want).unwrap();
+    assert_eq!(got, want, "stderr: {}", r.stderr);
 }
 
 fn assert_within(r: &Run, deadline: u64) {
@@ -335,22 +346,138 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(p.join(name)).unwrap()
 }
 
-/// Invalid JSON, an unknown field, a bad signature, an untrusted key: the server serves the
-/// bytes and `pyre fetch` returns them unchanged; refusing them is the config layer's job
-/// (see tests/fixtures/config/README.md).
-#[test]
-fn serves_config_bytes_as_given() {
-    for name in [
-        "valid.json",
-        "invalid-json.json",
-        "unknown-field.json",
-        "bad-signature.json",
-        "wrong-key.json",
-    ] {
-        let bytes = fixture(name);
-        let srv = MetadataServer::start(Some(bytes.clone())).unwrap();
-        assert_fetched(&fetch(&srv, "azure", 10), &bytes);
+fn pyre(args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pyre"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {:?}", out);
+}
+
+/// A trusted key in `dir/keys/`, an untrusted one in `dir/`, and envelopes of the valid fixture
+/// signed by each.
+struct Signed {
+    dir: tempfile::TempDir,
+    trusted: Vec<u8>,
+    untrusted: Vec<u8>,
+}
+
+fn signed() -> Signed {
+    let dir = empty_dir();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    std::fs::create_dir(dir.path().join("keys")).unwrap();
+    pyre(&["keygen", "-o", &p("keys/trusted.key")]);
+    std::fs::rename(p("keys/trusted.key"), p("trusted.key")).unwrap();
+    pyre(&["keygen", "-o", &p("other.key")]);
+    std::fs::write(p("valid.json"), fixture("valid.json")).unwrap();
+    for (key, out) in [("trusted.key", "trusted.env"), ("other.key", "other.env")] {
+        pyre(&[
+            "config",
+            "sign",
+            &p("valid.json"),
+            "--key",
+            &p(key),
+            "-o",
+            &p(out),
+        ]);
     }
+    Signed {
+        trusted: std::fs::read(p("trusted.env")).unwrap(),
+        untrusted: std::fs::read(p("other.env")).unwrap(),
+        dir,
+    }
+}
+
+fn fetch_with_keys(srv: &MetadataServer, keys: &Path, policy: Option<&Path>) -> Run {
+    let url = srv.url();
+    let none = keys.join("no-policy.json");
+    pyre_fetch(&[
+        "--provider",
+        "azure",
+        "--metadata-url",
+        &url,
+        "--deadline",
+        "10",
+        "--keys",
+        keys.to_str().unwrap(),
+        "--policy",
+        policy.unwrap_or(&none).to_str().unwrap(),
+    ])
+}
+
+fn assert_refused(r: &Run, id: &str, why: &str) {
+    assert_eq!(r.code, 5, "stderr: {}", r.stderr);
+    assert!(r.stdout.is_empty(), "nothing printed on refusal");
+    let want = format!("pyre: error: {id}: config refused: ");
+    assert!(
+        r.reason().starts_with(&want) && r.reason().contains(why),
+        "want {want}…{why}, got {}",
+        r.reason()
+    );
+    assert_eq!(
+        r.stderr
+            .lines()
+            .filter(|l| l.contains("pyre: error:"))
+            .count(),
+        1,
+        "one clear line: {}",
+        r.stderr
+    );
+}
+
+/// The fetched bytes go through the config layer: invalid JSON, an unknown field, a signature
+/// that does not verify, a key the image does not trust and an unsigned config where the
+/// policy requires a signature are refused with their message id (exit 5); a config signed by
+/// a trusted key is printed verified.
+#[test]
+fn refuses_what_the_config_layer_refuses() {
+    let keys = empty_dir();
+    let cases = [
+        (
+            "invalid-json.json",
+            "PYRE_CONFIG_INVALID",
+            "EOF while parsing",
+        ),
+        (
+            "unknown-field.json",
+            "PYRE_CONFIG_INVALID",
+            "unknown field `hostnmae`",
+        ),
+    ];
+    for (name, id, why) in cases {
+        let srv = MetadataServer::start(Some(fixture(name))).unwrap();
+        assert_refused(&fetch_with_keys(&srv, keys.path(), None), id, why);
+    }
+
+    let s = signed();
+    let trusted = s.dir.path().join("keys");
+    let srv = MetadataServer::start(Some(s.trusted.clone())).unwrap();
+    assert_fetched(
+        &fetch_with_keys(&srv, &trusted, None),
+        &fixture("valid.json"),
+    );
+
+    srv.set_config(Some(s.untrusted.clone()));
+    let r = fetch_with_keys(&srv, &trusted, None);
+    assert_refused(&r, "PYRE_CONFIG_SIGNATURE", "signed with unknown key");
+
+    // The trusted envelope with its signed text altered: the signature no longer matches.
+    let text = String::from_utf8(s.trusted.clone()).unwrap();
+    let altered = text.replacen("web-1", "web-2", 1);
+    assert_ne!(altered, text);
+    srv.set_config(Some(altered.into_bytes()));
+    let r = fetch_with_keys(&srv, &trusted, None);
+    assert_refused(&r, "PYRE_CONFIG_SIGNATURE", "does not match");
+
+    let policy = s.dir.path().join("image.json");
+    std::fs::write(&policy, r#"{"version":1,"signature-required":true}"#).unwrap();
+    srv.set_config(Some(fixture("valid.json")));
+    let r = fetch_with_keys(&srv, &trusted, Some(&policy));
+    assert_refused(&r, "PYRE_CONFIG_SIGNATURE", "not signed");
+
+    std::fs::write(&policy, r#"{"version":1,"providers":["qemu"]}"#).unwrap();
+    let r = fetch_with_keys(&srv, &trusted, Some(&policy));
+    assert_refused(&r, "PYRE_CONFIG_POLICY", "provider azure is not allowed");
 }
 
 #[test]

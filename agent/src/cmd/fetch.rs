@@ -1,6 +1,8 @@
 //! `pyre fetch`: choose the provider (kernel command line, flags, DMI), fetch the config under
-//! the deadline and print its bytes on stdout; or print who this instance is (`--identity`).
-//! Failures end with one line on stderr and an exit code per class (docs/exit-codes.md).
+//! the deadline, verify it as `pyre boot` does (`config::load` under the image policy and its
+//! trusted keys) and print the verified config as JSON on stdout; or print who this instance is
+//! (`--identity`). Failures end with one line on stderr (with the message id of a refusal) and
+//! an exit code per class (docs/exit-codes.md).
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::exit::Exit;
+use crate::config::{self, Policy};
 use crate::providers::{self, Failure, HostPaths, ProviderKind, Settings, SystemClock};
 
 #[derive(Debug, Args)]
@@ -30,9 +33,15 @@ pub struct FetchArgs {
     /// Overall deadline in seconds (pyre.config.deadline=; default 120).
     #[arg(long, value_name = "SECS")]
     pub deadline: Option<u64>,
-    /// Allow plain http for the url provider.
+    /// Allow plain http for the url provider (also when the image policy says allow-http).
     #[arg(long)]
     pub allow_http: bool,
+    /// The image policy: signature requirement, allowed providers, default deadline.
+    #[arg(long, value_name = "FILE", default_value = config::policy::DEFAULT_PATH)]
+    pub policy: PathBuf,
+    /// Trusted public keys for signed configs.
+    #[arg(long, value_name = "DIR", default_value = config::KEYS_DIR)]
+    pub keys: PathBuf,
     /// Largest accepted config, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = providers::http::DEFAULT_MAX_BODY)]
     pub max_body: u64,
@@ -58,11 +67,11 @@ fn parse_provider(s: &str) -> Result<ProviderKind, String> {
         .map_err(|_| "one of aws, gcp, azure, openstack, qemu, url, file, none".to_string())
 }
 
-/// The kernel command line's words, then the flags over them.
-pub fn settings(args: &FetchArgs) -> anyhow::Result<Settings> {
+/// The image policy, the kernel command line's words over it, then the flags over them.
+pub fn settings(args: &FetchArgs, policy: &Policy) -> anyhow::Result<Settings> {
     let line = std::fs::read_to_string(&args.cmdline)
         .with_context(|| format!("failed to read {}", args.cmdline.display()))?;
-    let mut s = Settings::from_cmdline(&line)?;
+    let mut s = Settings::for_policy(&line, policy)?;
     if args.provider.is_some() {
         s.provider = args.provider;
     }
@@ -80,13 +89,20 @@ pub fn settings(args: &FetchArgs) -> anyhow::Result<Settings> {
         s.deadline = d;
     }
     s.config_file = args.config.clone();
-    s.allow_http = args.allow_http;
+    s.allow_http |= args.allow_http;
     s.max_body = args.max_body;
     Ok(s)
 }
 
 pub fn run(args: FetchArgs) -> anyhow::Result<Exit> {
-    let settings = settings(&args)?;
+    let policy = match Policy::load(&args.policy) {
+        Ok(p) => p,
+        Err(e) => {
+            log::error!("{}: {e}", e.message_id());
+            return Ok(Exit::CouldNotCheck);
+        }
+    };
+    let settings = settings(&args, &policy)?;
     let paths = HostPaths {
         dmi: args.dmi_dir.clone(),
         sysfs: args.sysfs.clone(),
@@ -105,15 +121,29 @@ pub fn run(args: FetchArgs) -> anyhow::Result<Exit> {
             Err(e) => Ok(failed(&e)),
         };
     }
+    let kind = match providers::choose(&settings, &paths) {
+        Ok(k) => k,
+        Err(e) => return Ok(failed(&e)),
+    };
+    if let Err(e) = policy.check_provider(kind) {
+        log::error!("{}: config refused: {e}", e.message_id());
+        return Ok(Exit::Refused);
+    }
     match providers::fetch_config(&settings, &paths, clock) {
         Ok(providers::Fetched {
             config: Some(bytes),
             ..
-        }) => {
-            out.write_all(&bytes)?;
-            out.flush()?;
-            Ok(Exit::Clean)
-        }
+        }) => match config::load(&bytes, &policy, &args.keys) {
+            Ok(loaded) => {
+                out.write_all(&loaded.config.to_json_with_secrets())?;
+                out.flush()?;
+                Ok(Exit::Clean)
+            }
+            Err(e) => {
+                log::error!("{}: config refused: {e}", e.message_id());
+                Ok(Exit::Refused)
+            }
+        },
         Ok(providers::Fetched { provider, .. }) => {
             log::error!("no config: provider {provider} has none for this instance");
             Ok(Exit::NoConfig)
