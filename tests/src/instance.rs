@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::markers::{self, line_with, stage_times};
 use crate::qemu::QemuBuilder;
-use crate::scenario::{scaled, ScenarioError, MULTI_USER_DEADLINE};
-use crate::vm::{Exited, Vm};
+use crate::scenario::{scaled, ScenarioError, MULTI_USER_DEADLINE, SHUTDOWN_GRACE};
+use crate::vm::{Exited, Shutdown, Vm};
 
 /// The fw_cfg name the qemu provider reads (docs/providers.md).
 pub const FW_CFG_CONFIG: &str = "opt/org.pyre/config";
@@ -36,7 +36,7 @@ pub fn config_deadline(b: QemuBuilder, secs: u64) -> QemuBuilder {
 /// A test-only look inside the guest, next to the normal boot (multi-user stays the default
 /// target): systemd-run-generator's `kernel-command-line.service` waits for
 /// pyre-ready.target, runs each command of `commands` with its output prefixed by [`CHECK`]
-/// and the command's index, then powers the machine off (cleanly: volumes are unmounted).
+/// and the command's index, then leaves the machine running (the harness shuts it down).
 /// Commands may contain neither `$`, `%`, `"` nor `'` (kernel-parameter quoting and systemd's
 /// expansions).
 pub fn guest_check(b: QemuBuilder, commands: &[&str]) -> Result<QemuBuilder, String> {
@@ -55,8 +55,8 @@ pub fn guest_check(b: QemuBuilder, commands: &[&str]) -> Result<QemuBuilder, Str
     script.push_str(&format!("; echo {CHECK}done"));
     Ok(b.kernel_arg("systemd.wants", "kernel-command-line.service")
         .kernel_arg("systemd.run", &format!("\"/bin/bash -c '{script}'\""))
-        .kernel_arg("systemd.run_success_action", "poweroff")
-        .kernel_arg("systemd.run_failure_action", "poweroff"))
+        .kernel_arg("systemd.run_success_action", "none")
+        .kernel_arg("systemd.run_failure_action", "none"))
 }
 
 /// The output lines of guest command `i` (see [`guest_check`]), in order.
@@ -97,28 +97,28 @@ pub struct Configured {
     pub stages: Vec<(String, f64)>,
     /// The guest check's output, per command.
     pub checks: Vec<Vec<String>>,
-    /// How QEMU ended after the guest check powered it off.
-    pub exited: Exited,
+    /// The clean shutdown after the check (the ACPI power button).
+    pub shutdown: Shutdown,
 }
 
 /// Boot a machine built with [`guest_check`] (`commands` as given there) and expect exactly
 /// one outcome: `pyre boot` applies the config — pyre-ready.target is reached, the login prompt
 /// shows `hostname`, `pyre boot` prints its stage times, nothing is refused — and the check
-/// runs and powers the machine off by itself.
+/// runs; then the machine shuts down cleanly on the ACPI power button (volumes unmounted).
 pub fn boot_configured(
     builder: QemuBuilder,
     hostname: &str,
     commands: usize,
 ) -> Result<Configured, ScenarioError> {
-    let mut vm = builder.spawn()?;
+    let mut vm = builder.monitor(true).spawn()?;
     let deadline = scaled(MULTI_USER_DEADLINE);
     let (_, ready_at) = vm.wait_for_any(markers::PYRE_READY, deadline)?;
     let login = format!("{hostname} login: ");
     let login_at = vm.wait_for(&login, scaled(Duration::from_secs(60)))?;
     vm.wait_for(&format!("]: {CHECK}done"), scaled(Duration::from_secs(60)))?;
-    let exited = vm.wait_exit(scaled(Duration::from_secs(60)))?;
-    check(&vm, exited.by_itself(), || {
-        format!("QEMU did not exit by itself after the guest check: {exited:?}")
+    let shutdown = vm.powerdown(scaled(SHUTDOWN_GRACE))?;
+    check(&vm, !shutdown.exited.killed, || {
+        format!("the guest did not shut down cleanly: {shutdown:?}")
     })?;
     let text = vm.console().text();
     let failed = markers::present(&text, markers::BOOT_FAILURES);
@@ -143,7 +143,7 @@ pub fn boot_configured(
         stages_line,
         stages,
         checks,
-        exited,
+        shutdown,
     })
 }
 
@@ -264,7 +264,7 @@ mod tests {
              systemctl -q is-active pyre-ready.target; do sleep 1; done; echo pyre-e2e-check: \
              ready; { hostname; } 2>&1 | sed s/^/pyre-e2e-check:0:/; { cat /run/x; } 2>&1 | sed \
              s/^/pyre-e2e-check:1:/; echo pyre-e2e-check: done'\" \
-             systemd.run_success_action=poweroff systemd.run_failure_action=poweroff"
+             systemd.run_success_action=none systemd.run_failure_action=none"
         );
         assert!(guest_check(builder(), &["echo $HOME"]).is_err());
         assert!(guest_check(builder(), &["date +%s"]).is_err());

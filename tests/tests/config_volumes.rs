@@ -105,7 +105,11 @@ fn record_configured(scenario: &str, c: &Configured) {
             Duration::from_secs_f64(*secs),
         );
     }
-    record(scenario, "powered off after the check", c.exited.elapsed);
+    record(
+        scenario,
+        &format!("clean shutdown via {}", c.shutdown.via),
+        c.shutdown.took,
+    );
 }
 
 fn record_ended(scenario: &str, e: &Ended) {
