@@ -112,6 +112,27 @@ fn record_configured(scenario: &str, c: &Configured) {
     );
 }
 
+/// What probing read per volume, from `pyre boot`'s `volume NAME: DEV holds … (N bytes read)`
+/// lines, printed for the note (past the harness's output capture).
+fn report_probes(scenario: &str, text: &str) {
+    use std::io::Write;
+    for l in text
+        .lines()
+        .filter(|l| l.contains(" holds ") && l.contains(" bytes read)"))
+    {
+        let what = l.split_once("volume ").map_or(l, |(_, rest)| rest);
+        let name = what.split(':').next().unwrap_or("?");
+        let bytes = what
+            .rsplit_once(" bytes read)")
+            .and_then(|(pre, _)| pre.rsplit_once('(').map(|(_, n)| n))
+            .unwrap_or("?");
+        let _ = writeln!(
+            std::io::stderr(),
+            "probe: {scenario}: volume {name}: {bytes} bytes read"
+        );
+    }
+}
+
 fn record_ended(scenario: &str, e: &Ended) {
     if let Some(at) = e.boot_started_at {
         record(scenario, "pyre-boot.service started", at);
@@ -198,6 +219,7 @@ fn first_and_replacement_instances_share_the_data_volume() {
     assert_eq!(c.checks[CHECK_FIRST_FILE], [first_content.as_str()]);
     assert_mounted(&c);
     let text = c.vm.console().text();
+    report_probes(scenario, &text);
     // The blank data disk was formatted, the NVMe disk (format: never) was not. (A line may
     // show twice: pyre's stderr and the journal both reach the console.)
     let formats: Vec<&str> = text
@@ -248,6 +270,16 @@ fn first_and_replacement_instances_share_the_data_volume() {
     );
     assert_mounted(&c);
     let text = c.vm.console().text();
+    report_probes(scenario, &text);
+    // pyre found the filesystem the first instance made (the UUID read on the host) and
+    // mounted it without formatting anything.
+    let found = format!("holds ext4 (label \"{DATA_LABEL}\", uuid {}", data_id.uuid);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("volume data: ") && l.contains(&found)),
+        "pyre did not report finding {found:?} on the data disk; {}",
+        c.vm.console_context()
+    );
     assert!(
         !text.contains(VOLUME_FORMATTED_ID),
         "the replacement formatted a volume; {}",
@@ -294,7 +326,7 @@ fn config_endpoint_down_powers_off_after_the_deadline() {
     let e = boot_ended(
         builder,
         pyre_tests::markers::CONFIG_UNREACHABLE_ID,
-        &["10.0.2.2"],
+        &["10.0.2.2", "deadline"],
         POWEROFF_BOUND,
     )
     .unwrap_or_else(|e| panic!("{e}"));
