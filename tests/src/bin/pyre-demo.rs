@@ -64,35 +64,72 @@ fn checks() -> Vec<String> {
     ]
 }
 
-fn boot_instance(
-    builder: QemuBuilder,
-    hostname: &str,
-    summary: &mut Vec<(String, String)>,
-    label: &str,
-) -> anyhow::Result<Configured> {
+/// One instance's column of the summary: (row, value), in row order.
+type Column = Vec<(String, String)>;
+
+fn boot_instance(builder: QemuBuilder, hostname: &str) -> anyhow::Result<(Configured, Column)> {
     let commands = checks();
     let refs: Vec<&str> = commands.iter().map(String::as_str).collect();
     let builder = guest_check(builder, &refs).map_err(anyhow::Error::msg)?;
     let c = boot_configured(builder, hostname, refs.len())?;
     let text = c.vm.console().text();
     let verified = line_with(&text, VERIFIED).unwrap_or_default();
+    let mut col: Column = vec![("hostname (guest)".into(), c.checks[0].join(" "))];
     for (n, s) in stage_times(verified) {
-        summary.push((format!("{label}: pyre init {n}"), format!("{s:.2} s")));
+        if n == "verify" || n == "total" {
+            col.push((format!("pyre init {n}"), format!("{s:.2} s")));
+        }
     }
     for (n, s) in &c.stages {
-        summary.push((format!("{label}: pyre boot {n}"), format!("{s:.2} s")));
+        col.push((format!("pyre boot {n}"), format!("{s:.2} s")));
     }
-    summary.push((format!("{label}: pyre-ready.target"), secs(c.ready_at)));
-    summary.push((
-        format!("{label}: shut down (after asking)"),
-        secs(c.shutdown.took),
-    ));
-    Ok(c)
+    col.push(("pyre-ready.target (since start)".into(), secs(c.ready_at)));
+    col.push(("shutdown on the power button".into(), secs(c.shutdown.took)));
+    Ok((c, col))
+}
+
+/// Rows of the first column's names, one value per column ("" where a column lacks the row).
+fn table(columns: &[(&str, &Column)]) -> String {
+    let mut rows: Vec<(String, Vec<String>)> = Vec::new();
+    for (i, (_, col)) in columns.iter().enumerate() {
+        for (name, value) in col.iter() {
+            let at = match rows.iter().position(|(n, _)| n == name) {
+                Some(at) => at,
+                None => {
+                    rows.push((name.clone(), vec![String::new(); columns.len()]));
+                    rows.len() - 1
+                }
+            };
+            rows[at].1[i].clone_from(value);
+        }
+    }
+    let name_w = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns.len())
+        .map(|i| {
+            rows.iter()
+                .map(|(_, v)| v[i].len())
+                .chain([columns[i].0.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |name: &str, values: Vec<&str>| {
+        let cells: Vec<String> = values
+            .iter()
+            .zip(&widths)
+            .map(|(v, w)| format!("{v:>w$}"))
+            .collect();
+        format!("{name:<name_w$}  {}", cells.join("  "))
+    };
+    let mut out = vec![line("", columns.iter().map(|(h, _)| *h).collect())];
+    for (name, values) in &rows {
+        out.push(line(name, values.iter().map(String::as_str).collect()));
+    }
+    out.join("\n")
 }
 
 fn run() -> anyhow::Result<()> {
     let image = Image::locate().context("no image to boot")?;
-    let mut summary: Vec<(String, String)> = Vec::new();
     let work = work_dir().join("demo");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
@@ -142,12 +179,8 @@ fn run() -> anyhow::Result<()> {
         "aws",
         &url,
     );
-    let c = boot_instance(
-        disks.attach(builder),
-        "pyre-demo-1",
-        &mut summary,
-        "instance 1",
-    )?;
+    let (c, mut col1) = boot_instance(disks.attach(builder), "pyre-demo-1")?;
+    col1.push(("data volume".into(), "blank: formatted".into()));
     let shown = c.checks.clone();
     let first_stages = stages_text(&c.stages);
     drop(c);
@@ -180,12 +213,7 @@ fn run() -> anyhow::Result<()> {
         "aws",
         &url,
     );
-    let c = boot_instance(
-        disks.attach(builder),
-        "pyre-demo-2",
-        &mut summary,
-        "instance 2",
-    )?;
+    let (c, mut col2) = boot_instance(disks.attach(builder), "pyre-demo-2")?;
     let formatted = c.vm.console().text().contains(VOLUME_FORMATTED_ID);
     let shown = c.checks.clone();
     drop(c);
@@ -198,6 +226,7 @@ fn run() -> anyhow::Result<()> {
         id2.uuid,
         shown[1]
     );
+    col2.push(("data volume".into(), "ext4 found: not formatted".into()));
     let survived = format!(
         "filesystem {} kept (not formatted); instance 2 read: {:?}",
         id2.uuid,
@@ -221,30 +250,47 @@ fn run() -> anyhow::Result<()> {
         .echo(true)
         .rootfs(&t.rootfs);
     let refused = boot_refused(builder, &[CODE_DRIFT])?;
-    summary.push(("tampered root: refusal".into(), secs(refused.refused_at)));
-    summary.push((
-        "tampered root: powered off".into(),
-        secs(refused.exited.elapsed),
-    ));
     let reason = refused.reason.clone();
+    let (refused_at, gone_at) = (refused.refused_at, refused.exited.elapsed);
     drop(refused);
     drop(server);
     let _ = std::fs::remove_dir_all(&work);
 
-    let width = summary.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    let table: Vec<String> = summary
-        .iter()
-        .map(|(k, v)| format!("{k:<width$}  {v:>9}"))
-        .collect();
     banner(
-        "summary (pyre's stage times as measured in the guest; others since QEMU started)",
+        "summary",
         &format!(
-            "{}\n\nData volume: {survived}.\n\
-             The tampered machine said:\n  {reason}\nand powered itself off.\n\
+            "{}\n\n\
+             pyre init and pyre boot stages: as timed in the guest (pyre boot volumes: finding,\n\
+             probing, formatting if blank and mounting both disks).\n\
+             Data volume: {survived}.\n\
+             Tampered root: refused {} and QEMU gone {} after start; the machine said:\n  {reason}\n\
              Console logs: {}",
-            table.join("\n"),
+            table(&[("instance 1", &col1), ("instance 2", &col2)]),
+            secs(refused_at),
+            secs(gone_at),
             pyre_tests::image::log_dir().display()
         ),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_table_aligns_instances_side_by_side() {
+        let a: Column = vec![
+            ("x".into(), "1.00 s".into()),
+            ("long row".into(), "2 s".into()),
+        ];
+        let b: Column = vec![("long row".into(), "3 s".into()), ("y".into(), "4".into())];
+        assert_eq!(
+            table(&[("one", &a), ("instance 2", &b)]),
+            "             one  instance 2\n\
+             x         1.00 s            \n\
+             long row     2 s         3 s\n\
+             y                          4"
+        );
+    }
 }
