@@ -10,6 +10,10 @@ pkgs=(
   qemu-system-x86     # boots images in the end-to-end tests and the demo
   aide                # the peer in `make bench`
   time                # /usr/bin/time for wall/CPU/peak RSS in `make bench`
+  hyperfine           # millisecond wall times of pyre boot / fetch and afterburn in `make bench`
+  libssl-dev          # `make bench` builds afterburn (openssl-sys) with cargo install
+  pkg-config          # … which finds openssl through it
+  iproute2            # `ip` gives lo 169.254.169.254 in the bench's private network namespace
   systemd             # systemd-analyze verify for the unit files
   shellcheck          # lints the shell recipes (make lint)
   # The volume tests put every signature the prober knows on loop devices with the real tool,

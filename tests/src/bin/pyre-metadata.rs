@@ -3,8 +3,10 @@
 //! 10.0.2.2:PORT) and trying `pyre fetch` by hand.
 //!
 //! ```text
-//! pyre-metadata [--port N] [--config FILE] [--fault SPEC]... [--quiet]
+//! pyre-metadata [--port N] [--bind IPV4] [--config FILE] [--fault SPEC]... [--quiet]
 //! ```
+//! `--bind` (default 127.0.0.1) is for a private network namespace only: `make bench` serves on
+//! 169.254.169.254:80 there, because afterburn cannot be given another metadata address.
 //! Prints the port on the first line of stdout, then serves until killed. Each request is
 //! logged on stderr unless `--quiet`. Faults: see `pyre_tests::metadata::fault` (`503*3`,
 //! `429=2*1`, `delay=1500`, `trickle=20`, `token-expiry`, `reset*2`, `truncate*1`,
@@ -16,7 +18,8 @@ use std::sync::atomic::Ordering;
 
 use pyre_tests::metadata::MetadataServer;
 
-const USAGE: &str = "usage: pyre-metadata [--port N] [--config FILE] [--fault SPEC]... [--quiet]";
+const USAGE: &str =
+    "usage: pyre-metadata [--port N] [--bind IPV4] [--config FILE] [--fault SPEC]... [--quiet]";
 
 fn main() -> ExitCode {
     match run() {
@@ -30,6 +33,7 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), String> {
     let mut port = 0u16;
+    let mut bind = std::net::Ipv4Addr::LOCALHOST;
     let mut config = None;
     let mut faults = Vec::new();
     let mut quiet = false;
@@ -38,6 +42,7 @@ fn run() -> Result<(), String> {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match a.as_str() {
             "--port" => port = value("--port")?.parse().map_err(|_| "bad --port")?,
+            "--bind" => bind = value("--bind")?.parse().map_err(|_| "bad --bind")?,
             "--config" => {
                 let f = value("--config")?;
                 config = Some(std::fs::read(&f).map_err(|e| format!("reading {f}: {e}"))?);
@@ -51,7 +56,8 @@ fn run() -> Result<(), String> {
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    let server = MetadataServer::start_on(port, config).map_err(|e| format!("binding: {e}"))?;
+    let server =
+        MetadataServer::start_at(bind, port, config).map_err(|e| format!("binding: {e}"))?;
     for f in &faults {
         server.inject(f)?;
     }

@@ -185,7 +185,18 @@ impl MetadataServer {
     }
 
     pub fn start_on(port: u16, config: Option<Vec<u8>>) -> io::Result<MetadataServer> {
-        let listener = TcpListener::bind(("127.0.0.1", port))?;
+        MetadataServer::start_at(std::net::Ipv4Addr::LOCALHOST, port, config)
+    }
+
+    /// On another local address: only inside a private network namespace, where the bench
+    /// gives `lo` the cloud's link-local 169.254.169.254 for tools that cannot be pointed
+    /// elsewhere (afterburn). Everything else uses 127.0.0.1.
+    pub fn start_at(
+        ip: std::net::Ipv4Addr,
+        port: u16,
+        config: Option<Vec<u8>>,
+    ) -> io::Result<MetadataServer> {
+        let listener = TcpListener::bind((ip, port))?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State::default());
         *lock(&state.config) = config;

@@ -44,7 +44,7 @@ fn config_or_404(state: &State, content_type: &str) -> Reply {
 
 pub fn answer(state: &State, req: &HttpRequest) -> Reply {
     let path = req.path();
-    if path.starts_with("/latest/") {
+    if path.starts_with("/latest/") || path.starts_with("/2021-01-03/") {
         aws(state, req)
     } else if path.starts_with("/computeMetadata/") {
         gcp(state, req)
@@ -78,9 +78,17 @@ fn aws(state: &State, req: &HttpRequest) -> Reply {
     {
         return Reply::empty(401);
     }
-    match req.path() {
+    // afterburn asks a dated API version (the bench runs it against this server): same answers.
+    let path = req.path().replacen("/2021-01-03/", "/latest/", 1);
+    match path.as_str() {
         "/latest/user-data" => config_or_404(state, "application/octet-stream"),
         "/latest/meta-data/instance-id" => Reply::new(200, "text/plain", INSTANCE_ID),
+        "/latest/meta-data/instance-type" => Reply::new(200, "text/plain", INSTANCE_TYPE),
+        "/latest/meta-data/local-ipv4" => Reply::new(200, "text/plain", "10.0.2.15"),
+        "/latest/meta-data/placement/availability-zone" => Reply::new(200, "text/plain", ZONE),
+        "/latest/meta-data/hostname" => {
+            Reply::new(200, "text/plain", "ip-10-0-2-15.eu-west-1.compute.internal")
+        }
         "/latest/dynamic/instance-identity/document" => Reply::new(
             200,
             "text/plain",
