@@ -65,6 +65,40 @@ pub const PYRE_INIT: &str = "pyre init: ";
 /// The kernel's last words on a power off.
 pub const KERNEL_POWER_DOWN: &str = "reboot: Power down";
 
+/// `pyre boot`'s summary line after applying a config, with its stage times
+/// (`pyre boot: applied (provider qemu); stages: settings 0.001s, fetch 0.120s, …, total 1.900s`;
+/// agent/src/init/record.rs).
+pub const BOOT_STAGES: &str = "pyre boot: applied";
+/// pyre-boot.service starting (systemd's status line; the unit name may be cut with `…`).
+pub const BOOT_STARTED: &str = "Starting pyre-boot.service";
+/// Message ids of `pyre boot`'s failures (agent/src/config/mod.rs, agent/src/volumes/).
+pub const CONFIG_SIGNATURE_ID: &str = "PYRE_CONFIG_SIGNATURE";
+/// The config source was not reached by the deadline (agent/src/boot/mod.rs).
+pub const CONFIG_UNREACHABLE_ID: &str = "PYRE_CONFIG_UNREACHABLE";
+/// `pyre boot`'s summary of every boot-critical failure, with the action taken.
+pub const BOOT_FAILED_ID: &str = "PYRE_BOOT_FAILED";
+pub const VOLUME_MISSING_ID: &str = "PYRE_VOLUME_MISSING";
+/// A blank volume being formatted (agent/src/volumes/apply.rs).
+pub const VOLUME_FORMATTED_ID: &str = "PYRE_VOLUME_FORMATTED";
+/// Any of these on a configured boot means something was refused or failed.
+pub const BOOT_FAILURES: &[&str] = &[
+    "PYRE_BOOT_FAILED",
+    "PYRE_BOOT_SETUP",
+    "PYRE_CONFIG_UNREACHABLE",
+    "PYRE_CONFIG_REFUSED",
+    "PYRE_CONFIG_SIGNATURE",
+    "PYRE_CONFIG_INVALID",
+    "PYRE_CONFIG_MISSING",
+    "PYRE_CONFIG_POLICY",
+    "PYRE_CONFIG_APPLY",
+    "PYRE_VOLUME_MISSING",
+    "PYRE_VOLUME_AMBIGUOUS",
+    "PYRE_VOLUME_FAILED",
+    "PYRE_VOLUME_WRONG_TYPE",
+    "PYRE_FORMAT_REFUSED",
+    "pyre-boot.service: Failed",
+];
+
 /// Which of `markers` occur in `text`.
 pub fn present<'a>(text: &str, markers: &[&'a str]) -> Vec<&'a str> {
     markers

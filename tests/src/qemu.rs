@@ -116,6 +116,11 @@ impl QemuBuilder {
         self.cmdline = c;
         self
     }
+    /// Set `key=value` on the kernel command line (replacing any `key=` already there).
+    pub fn kernel_arg(mut self, key: &str, value: &str) -> Self {
+        self.cmdline.set(key, value);
+        self
+    }
     /// Copy the console to stdout as it arrives.
     pub fn echo(mut self, on: bool) -> Self {
         self.echo = on;

@@ -1,13 +1,19 @@
-//! `make demo`: boot the baked image and watch pyre verify it, then boot a copy with one byte
-//! changed and watch pyre refuse it and power the machine off.
+//! `make demo`: boot the baked image with a config from the fake metadata server and a blank
+//! data disk, and watch pyre verify the root, apply the config and format the disk; boot a
+//! replacement instance with the same disk and watch the data survive; then boot a copy of the
+//! root with one byte changed and watch pyre refuse it and power the machine off.
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use pyre_tests::configs::{self, ServerDisks, DATA_MOUNT};
+use pyre_tests::disk;
 use pyre_tests::image::{work_dir, Image};
-use pyre_tests::markers::CODE_DRIFT;
-use pyre_tests::scenario::{boot_clean, boot_refused, scaled, SHUTDOWN_GRACE};
+use pyre_tests::instance::{boot_configured, config_metadata, guest_check, Configured};
+use pyre_tests::markers::{line_with, stage_times, CODE_DRIFT, VERIFIED, VOLUME_FORMATTED_ID};
+use pyre_tests::metadata::MetadataServer;
+use pyre_tests::scenario::boot_refused;
 use pyre_tests::tamper::{tamper_root, TAMPER_CANDIDATES};
 use pyre_tests::QemuBuilder;
 
@@ -41,64 +47,196 @@ fn secs(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
 
+fn stages_text(stages: &[(String, f64)]) -> String {
+    let s: Vec<String> = stages.iter().map(|(n, s)| format!("{n} {s:.2}s")).collect();
+    s.join(", ")
+}
+
+/// The file the first instance writes on the data volume.
+const NOTE: &str = "note-from-instance-1.txt";
+
+/// What the guest shows once pyre-ready.target is reached.
+fn checks() -> Vec<String> {
+    vec![
+        "hostname".into(),
+        format!("cat {DATA_MOUNT}/{NOTE}"),
+        format!("findmnt -n -o SOURCE,TARGET,FSTYPE,OPTIONS {DATA_MOUNT}"),
+    ]
+}
+
+/// One instance's column of the summary: (row, value), in row order.
+type Column = Vec<(String, String)>;
+
+fn boot_instance(builder: QemuBuilder, hostname: &str) -> anyhow::Result<(Configured, Column)> {
+    let commands = checks();
+    let refs: Vec<&str> = commands.iter().map(String::as_str).collect();
+    let builder = guest_check(builder, &refs).map_err(anyhow::Error::msg)?;
+    let c = boot_configured(builder, hostname, refs.len())?;
+    let text = c.vm.console().text();
+    let verified = line_with(&text, VERIFIED).unwrap_or_default();
+    let mut col: Column = vec![("hostname (guest)".into(), c.checks[0].join(" "))];
+    for (n, s) in stage_times(verified) {
+        if n == "verify" || n == "total" {
+            col.push((format!("pyre init {n}"), format!("{s:.2} s")));
+        }
+    }
+    for (n, s) in &c.stages {
+        col.push((format!("pyre boot {n}"), format!("{s:.2} s")));
+    }
+    col.push(("pyre-ready.target (since start)".into(), secs(c.ready_at)));
+    col.push(("shutdown on the power button".into(), secs(c.shutdown.took)));
+    Ok((c, col))
+}
+
+/// Rows of the first column's names, one value per column ("" where a column lacks the row).
+fn table(columns: &[(&str, &Column)]) -> String {
+    let mut rows: Vec<(String, Vec<String>)> = Vec::new();
+    for (i, (_, col)) in columns.iter().enumerate() {
+        for (name, value) in col.iter() {
+            let at = match rows.iter().position(|(n, _)| n == name) {
+                Some(at) => at,
+                None => {
+                    rows.push((name.clone(), vec![String::new(); columns.len()]));
+                    rows.len() - 1
+                }
+            };
+            rows[at].1[i].clone_from(value);
+        }
+    }
+    let name_w = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns.len())
+        .map(|i| {
+            rows.iter()
+                .map(|(_, v)| v[i].len())
+                .chain([columns[i].0.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |name: &str, values: Vec<&str>| {
+        let cells: Vec<String> = values
+            .iter()
+            .zip(&widths)
+            .map(|(v, w)| format!("{v:>w$}"))
+            .collect();
+        format!("{name:<name_w$}  {}", cells.join("  "))
+    };
+    let mut out = vec![line("", columns.iter().map(|(h, _)| *h).collect())];
+    for (name, values) in &rows {
+        out.push(line(name, values.iter().map(String::as_str).collect()));
+    }
+    out.join("\n")
+}
+
 fn run() -> anyhow::Result<()> {
     let image = Image::locate().context("no image to boot")?;
-    let mut summary: Vec<(String, String)> = Vec::new();
-
-    banner(
-        "pyre demo, part 1 of 2: a clean boot",
-        &format!(
-            "Booting {} under QEMU (software emulation, so it is slow).\n\
-             What you will see, in order:\n\
-             - the Linux kernel starting;\n\
-             - `pyre init`, running as PID 1 from the initramfs: it loads the disk and\n\
-             \x20 dm-verity modules, opens the read-only root through dm-verity with the root\n\
-             \x20 hash from the kernel command line, checks the manifest's signature, then reads\n\
-             \x20 every file and compares it with the signed manifest; each stage prints its time;\n\
-             - its verdict line: `pyre: root verified: manifest sha256:…`;\n\
-             - systemd taking over (switch_root), pyre-verified.service repeating the verdict,\n\
-             \x20 and the machine reaching multi-user (a login prompt).",
-            image.dir.display()
-        ),
-    );
-    let builder = QemuBuilder::new(&image, "demo-clean")
-        .echo(true)
-        .monitor(true);
-    let mut clean = boot_clean(builder, image.manifest_digest())?;
-    let stages: Vec<String> = clean
-        .stages
-        .iter()
-        .map(|(n, s)| format!("{n} {s:.2}s"))
-        .collect();
-    banner(
-        "part 1 done: the root is the one that was sealed",
-        &format!(
-            "pyre verified the root {} after QEMU started (stages: {});\n\
-             systemd reached multi-user at {}.\n\
-             Now asking the machine to shut down cleanly (the power button, or\n\
-             Ctrl-Alt-Del when the power button goes unheard).",
-            secs(clean.verified_at),
-            stages.join(", "),
-            secs(clean.multi_user_at)
-        ),
-    );
-    summary.push(("clean boot: root verified".into(), secs(clean.verified_at)));
-    summary.push(("clean boot: multi-user".into(), secs(clean.multi_user_at)));
-    for (n, s) in &clean.stages {
-        summary.push((format!("  pyre init stage {n}"), format!("{s:.2} s")));
-    }
-    let down = clean.vm.powerdown(scaled(SHUTDOWN_GRACE))?;
-    summary.push((
-        format!("clean boot: shutdown via {} (after asking)", down.via),
-        secs(down.took),
-    ));
-    drop(clean);
-
     let work = work_dir().join("demo");
+    let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let disks = ServerDisks::create(&work)?;
+    let written = format!(
+        "written by instance 1 at unix time {}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+    );
+    let first = configs::config(
+        "pyre-demo-1",
+        vec![configs::file(&format!("{DATA_MOUNT}/{NOTE}"), &written)],
+        configs::server_volumes(),
+    );
+    let server = MetadataServer::start(Some(serde_json::to_vec_pretty(&first)?))
+        .context("starting the fake metadata server")?;
+    let url = format!("http://10.0.2.2:{}", server.port());
+
+    banner(
+        "pyre demo, part 1 of 3: a clean boot that gets its config",
+        &format!(
+            "Booting {} under QEMU (software emulation, so it is slow), with a blank 256 MiB\n\
+             data disk (virtio, serial {}) and an ext4 NVMe disk (serial {}).\n\
+             A fake AWS metadata server runs on 127.0.0.1:{} (the guest reaches it at {url});\n\
+             its user data is this config:\n\n{}\n\n\
+             What you will see, in order:\n\
+             - `pyre init` (PID 1 in the initramfs) verifying the read-only root through\n\
+             \x20 dm-verity against the signed manifest, each stage with its time;\n\
+             - systemd taking over; `pyre boot` fetching the config (IMDSv2), setting the\n\
+             \x20 hostname, finding the disks by serial, formatting the blank one ({}),\n\
+             \x20 mounting both, writing the file onto the volume, and printing its stage times;\n\
+             - pyre-ready.target, the login prompt with the new hostname, then a test-only\n\
+             \x20 check printing the hostname, the file and the mount; then the demo presses the\n\
+             \x20 ACPI power button and the machine shuts down cleanly.",
+            image.dir.display(),
+            configs::DATA_SERIAL,
+            configs::NVME_SERIAL,
+            server.port(),
+            serde_json::to_string_pretty(&first)?,
+            VOLUME_FORMATTED_ID
+        ),
+    );
+    let builder = config_metadata(
+        QemuBuilder::new(&image, "demo-first").echo(true),
+        "aws",
+        &url,
+    );
+    let (c, mut col1) = boot_instance(disks.attach(builder), "pyre-demo-1")?;
+    col1.push(("data volume".into(), "blank: formatted".into()));
+    let shown = c.checks.clone();
+    let first_stages = stages_text(&c.stages);
+    drop(c);
+    let id1 = disk::ext_identity(&disks.data)?.context("no filesystem on the data disk")?;
+    banner(
+        "part 1 done: verified, configured, data volume formatted",
+        &format!(
+            "pyre boot's stages: {first_stages}\n\
+             The guest said: hostname {:?}; the file: {:?}; mount: {:?}.\n\
+             On the host, the data disk now holds ext4 {} (label {:?}).",
+            shown[0].join(" "),
+            shown[1].join(" "),
+            shown[2].join(" "),
+            id1.uuid,
+            id1.label
+        ),
+    );
+
+    let second = configs::config("pyre-demo-2", vec![], configs::server_volumes());
+    server.set_config(Some(serde_json::to_vec_pretty(&second)?));
+    banner(
+        "pyre demo, part 2 of 3: the replacement instance",
+        "Instance 1 is gone; a new instance of the same image boots with the same disks and a\n\
+         config naming itself pyre-demo-2. pyre must find the data disk by serial, see the\n\
+         ext4 filesystem instance 1 made, and mount it WITHOUT formatting it: the note\n\
+         instance 1 wrote must still be there.",
+    );
+    let builder = config_metadata(
+        QemuBuilder::new(&image, "demo-replacement").echo(true),
+        "aws",
+        &url,
+    );
+    let (c, mut col2) = boot_instance(disks.attach(builder), "pyre-demo-2")?;
+    let formatted = c.vm.console().text().contains(VOLUME_FORMATTED_ID);
+    let shown = c.checks.clone();
+    drop(c);
+    let id2 = disk::ext_identity(&disks.data)?.context("no filesystem on the data disk")?;
+    anyhow::ensure!(
+        !formatted && id2 == id1 && shown[1].join(" ") == written,
+        "the data volume did not survive: formatted {formatted}, filesystem {} then {}, \
+         note {:?}",
+        id1.uuid,
+        id2.uuid,
+        shown[1]
+    );
+    col2.push(("data volume".into(), "ext4 found: not formatted".into()));
+    let survived = format!(
+        "filesystem {} kept (not formatted); instance 2 read: {:?}",
+        id2.uuid,
+        shown[1].join(" ")
+    );
+    banner("part 2 done: the data volume survived", &survived);
+
     let t = tamper_root(&image, TAMPER_CANDIDATES, &work.join("rootfs.img"))?;
     banner(
-        "pyre demo, part 2 of 2: a tampered root",
+        "pyre demo, part 3 of 3: a tampered root",
         &format!(
             "A copy of rootfs.img now has one byte changed: byte {} of {}\n\
              ({:#04x} became {:#04x}, at offset {} of the image). Nothing else differs.\n\
@@ -112,28 +250,47 @@ fn run() -> anyhow::Result<()> {
         .echo(true)
         .rootfs(&t.rootfs);
     let refused = boot_refused(builder, &[CODE_DRIFT])?;
-    summary.push(("tampered root: refusal".into(), secs(refused.refused_at)));
-    summary.push((
-        "tampered root: powered off".into(),
-        secs(refused.exited.elapsed),
-    ));
     let reason = refused.reason.clone();
+    let (refused_at, gone_at) = (refused.refused_at, refused.exited.elapsed);
     drop(refused);
+    drop(server);
     let _ = std::fs::remove_dir_all(&work);
 
-    let width = summary.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    let table: Vec<String> = summary
-        .iter()
-        .map(|(k, v)| format!("{k:<width$}  {v:>9}"))
-        .collect();
     banner(
-        "summary (times since QEMU started)",
+        "summary",
         &format!(
-            "{}\n\nThe tampered machine said:\n  {reason}\nand powered itself off.\n\
+            "{}\n\n\
+             pyre init and pyre boot stages: as timed in the guest (pyre boot volumes: finding,\n\
+             probing, formatting if blank and mounting both disks).\n\
+             Data volume: {survived}.\n\
+             Tampered root: refused {} and QEMU gone {} after start; the machine said:\n  {reason}\n\
              Console logs: {}",
-            table.join("\n"),
+            table(&[("instance 1", &col1), ("instance 2", &col2)]),
+            secs(refused_at),
+            secs(gone_at),
             pyre_tests::image::log_dir().display()
         ),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_table_aligns_instances_side_by_side() {
+        let a: Column = vec![
+            ("x".into(), "1.00 s".into()),
+            ("long row".into(), "2 s".into()),
+        ];
+        let b: Column = vec![("long row".into(), "3 s".into()), ("y".into(), "4".into())];
+        assert_eq!(
+            table(&[("one", &a), ("instance 2", &b)]),
+            "             one  instance 2\n\
+             x         1.00 s            \n\
+             long row     2 s         3 s\n\
+             y                          4"
+        );
+    }
 }
