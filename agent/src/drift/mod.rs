@@ -9,7 +9,6 @@ use crate::keys::{self, KeyError};
 use crate::manifest::{self, escape::escape, Manifest, ManifestError, Scanned, State};
 use crate::sys::mountinfo;
 
-mod clock;
 pub mod compare;
 mod render;
 
@@ -237,8 +236,8 @@ pub fn verify_root(req: &VerifyRequest) -> Result<DriftReport, VerifyError> {
         },
         manifest_digest: digest,
         root: req.root.display().to_string(),
-        started: clock::rfc3339(started),
-        finished: clock::rfc3339(SystemTime::now()),
+        started: crate::sys::time::rfc3339(started),
+        finished: crate::sys::time::rfc3339(SystemTime::now()),
         duration_ms: clock.elapsed().as_millis() as u64,
         signature: if signing_key.is_some() {
             SignatureStatus::Verified

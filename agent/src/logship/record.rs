@@ -2,7 +2,7 @@
 //! with its per-boot sequence number and source position), and the RFC 5424 rendering with one
 //! structured-data element `[pyre@32473 …]` that lets receivers drop duplicates and spot gaps.
 use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use crate::logship::checkpoint::Position;
 
@@ -206,37 +206,15 @@ fn header_field(out: &mut Vec<u8>, value: &str, max: usize) {
 
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ` (UTC, microseconds; RFC 5424 6.2.3).
 pub fn write_timestamp(out: &mut Vec<u8>, t: SystemTime) {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, day) = civil_from_days(days);
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        d.subsec_micros()
-    );
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    let mut s = String::with_capacity(27);
+    crate::sys::time::write_rfc3339(&mut s, t, 6);
+    out.extend_from_slice(s.as_bytes());
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn renderer() -> Renderer {
         Renderer {

@@ -6,3 +6,4 @@ pub mod duration;
 pub mod errno;
 pub mod hex;
 pub mod mountinfo;
+pub mod time;

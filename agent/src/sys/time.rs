@@ -1,19 +1,30 @@
-//! RFC 3339 UTC timestamps without a date library.
+//! RFC 3339 UTC timestamps without a date library (drift reports, RFC 5424 log records).
+use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for `t` (UTC).
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for `t` (UTC, milliseconds).
 pub fn rfc3339(t: SystemTime) -> String {
+    let mut out = String::new();
+    write_rfc3339(&mut out, t, 3);
+    out
+}
+
+/// Append `YYYY-MM-DDTHH:MM:SS.<fraction>Z` for `t` (UTC) with `digits` (1-9) fraction digits.
+pub fn write_rfc3339(out: &mut impl Write, t: SystemTime, digits: u32) {
+    let digits = digits.clamp(1, 9);
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, day) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+    let frac = d.subsec_nanos() / 10u32.pow(9 - digits);
+    let _ = write!(
+        out,
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{frac:0w$}Z",
         rem / 3600,
         rem / 60 % 60,
         rem % 60,
-        d.subsec_millis()
-    )
+        w = digits as usize
+    );
 }
 
 /// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar
@@ -47,5 +58,10 @@ mod tests {
         for (s, want) in cases {
             assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(s)), want);
         }
+        let t = UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789);
+        let mut micros = String::new();
+        write_rfc3339(&mut micros, t, 6);
+        assert_eq!(micros, "2023-11-14T22:13:20.123456Z");
+        assert_eq!(rfc3339(t), "2023-11-14T22:13:20.123Z");
     }
 }
