@@ -263,6 +263,7 @@ fn first_and_replacement_instances_share_the_data_volume() {
     let c = boot_instance(builder, "pyre-replacement");
     record_configured(scenario, &c);
     assert_eq!(c.checks[CHECK_HOSTNAME], ["pyre-replacement"]);
+    assert_eq!(c.checks[CHECK_RUN_FILE], [run_content.as_str()]);
     assert_eq!(
         c.checks[CHECK_FIRST_FILE],
         [first_content.as_str()],
