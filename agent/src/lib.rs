@@ -38,6 +38,7 @@ pub mod cmd;
 pub mod config;
 pub mod daemon;
 pub mod drift;
+pub mod enforce;
 pub mod host;
 pub mod init;
 pub mod keys;
