@@ -22,6 +22,7 @@ use crate::logship::{Identity, LogsSpec, Pipeline, PipelineHandle, PipelineOptio
 
 pub mod identity;
 pub mod notify;
+pub mod ship;
 
 use notify::Notifier;
 
