@@ -12,8 +12,9 @@
 //! 3. the security event is logged, then the POST and the log drain run side by side, each
 //!    bounded by the same deadline (`grace` from the start): a dead endpoint costs at most the
 //!    grace;
-//! 4. a 2xx marks the volume copies acknowledged (`<id>.acked.json`); the next instance ships
-//!    only the others ([`Responder::carry_over`]).
+//! 4. a 2xx (or, without a `report-url`, a completed drain) marks the volume copies
+//!    acknowledged (`<id>.acked.json`); the next instance ships only the others
+//!    ([`Responder::carry_over`]).
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -196,6 +197,17 @@ struct Delivery {
     waited: Duration,
 }
 
+impl Delivery {
+    /// The report endpoint took it; without a `report-url`, the log sinks took the event.
+    fn acknowledged(&self) -> bool {
+        match self.posted {
+            Posted::Acknowledged { .. } => true,
+            Posted::NotConfigured => self.drained.is_ok(),
+            Posted::Failed { .. } => false,
+        }
+    }
+}
+
 impl Responder {
     pub fn new(
         cfg: RespondConfig,
@@ -237,7 +249,7 @@ impl Responder {
         dirs.extend(self.cfg.volume_dirs.iter().cloned());
         let event = event_of(&inc, inc.event.check);
         let d = self.deliver(&inc, &event, &dirs);
-        if d.posted.acknowledged() {
+        if d.acknowledged() {
             for dir in &self.cfg.volume_dirs {
                 self.acknowledge(dir, &event.report_id);
             }
@@ -292,7 +304,7 @@ impl Responder {
                 inc.event.action = Action::None;
                 let event = event_of(&inc, original);
                 let d = self.deliver(&inc, &event, std::slice::from_ref(&self.cfg.run_dir));
-                if d.posted.acknowledged() {
+                if d.acknowledged() {
                     self.acknowledge(dir, &event.report_id);
                 }
                 self.log_delivery(&inc, &d);

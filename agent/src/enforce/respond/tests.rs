@@ -190,7 +190,12 @@ fn persisted_to_run_and_every_volume_and_one_failure_stops_nothing() {
         rig.cfg.volume_dirs[1].join("c_.._verity.json"),
     ];
     assert_eq!(out.persisted, want);
-    for p in &want {
+    // No report-url and a drained log: acknowledged, so the volume copy is renamed.
+    let now = [
+        want[0].clone(),
+        rig.cfg.volume_dirs[1].join("c_.._verity.acked.json"),
+    ];
+    for p in &now {
         let stored = Incident::from_json(&std::fs::read(p).unwrap()).unwrap();
         assert_eq!(stored.event.action, Action::Report);
         assert_eq!(stored.event.grace_s, 30);
@@ -439,4 +444,27 @@ fn from_config_takes_drift_and_the_volumes() {
         (d.action, d.grace, d.report_url),
         (DriftAction::Poweroff, DEFAULT_GRACE, None)
     );
+}
+
+#[test]
+fn without_a_report_url_the_drain_is_the_acknowledgement() {
+    let mut rig = Rig::new(None);
+    rig.cfg.action = DriftAction::Report;
+    rig.responder()
+        .respond(&incident(Check::Verify, "k-verify"));
+    for dir in &rig.cfg.volume_dirs {
+        assert!(dir.join("k-verify.acked.json").exists());
+    }
+    rig.ship = Arc::new(Ship {
+        pending: Some("sink down".into()),
+        ..Ship::default()
+    });
+    rig.responder()
+        .respond(&incident(Check::Verify, "l-verify"));
+    for dir in &rig.cfg.volume_dirs {
+        assert!(
+            dir.join("l-verify.json").exists(),
+            "kept for the next instance"
+        );
+    }
 }
