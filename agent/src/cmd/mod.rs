@@ -19,6 +19,7 @@ pub mod init;
 pub mod keygen;
 pub mod logs;
 mod output;
+pub mod report;
 pub mod seal;
 pub mod sign;
 pub mod verify;
@@ -74,6 +75,9 @@ pub enum Command {
     /// The long-running service (pyre.service): ship the applied config's logs, notify
     /// systemd, drain on SIGTERM.
     Daemon(daemon::DaemonArgs),
+    /// Render a stored incident report (or a `verify --format json` drift report) for people
+    /// (text), machines (json) or a SIEM (ocsf: an OCSF Detection Finding).
+    Report(report::ReportArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -208,6 +212,7 @@ pub fn run(command: Command) -> Result<Exit, CmdError> {
         Command::Logs(a) => Ok(logs::run(a)?),
         Command::Boot(a) => Ok(boot::run(a)?),
         Command::Daemon(a) => Ok(daemon::run(a)?),
+        Command::Report(a) => report::run(a),
     }
 }
 

@@ -5,4 +5,5 @@
 //!
 //! `report` is the contract every part shares: the incident report's JSON (docs/drift-report.md,
 //! "Incident reports"), built by the checks, rendered by `pyre report`, read by `pyre status`.
+pub mod render;
 pub mod report;
