@@ -34,7 +34,8 @@ pub mod volumes;
                   2 could not check or failed (bad arguments, bad or unsigned manifest when a key \
                   is given, I/O errors); fetch and boot: 3 no config (boot: where required), 4 \
                   config source not reached by the deadline, 5 answer or config refused; boot: 6 \
-                  config not applied (volume, file, hostname). See docs/exit-codes.md."
+                  config not applied (volume, file, hostname); report: 0 rendered, 2 not a report. See \
+                  docs/exit-codes.md."
 )]
 pub struct Cli {
     /// More log output (-v debug, -vv trace).
