@@ -19,6 +19,7 @@ pub mod init;
 pub mod keygen;
 pub mod logs;
 mod output;
+pub mod report;
 pub mod seal;
 pub mod sign;
 pub mod verify;
@@ -33,7 +34,8 @@ pub mod volumes;
                   2 could not check or failed (bad arguments, bad or unsigned manifest when a key \
                   is given, I/O errors); fetch and boot: 3 no config (boot: where required), 4 \
                   config source not reached by the deadline, 5 answer or config refused; boot: 6 \
-                  config not applied (volume, file, hostname). See docs/exit-codes.md."
+                  config not applied (volume, file, hostname); report: 0 rendered, 2 not a report. See \
+                  docs/exit-codes.md."
 )]
 pub struct Cli {
     /// More log output (-v debug, -vv trace).
@@ -74,6 +76,9 @@ pub enum Command {
     /// The long-running service (pyre.service): ship the applied config's logs, notify
     /// systemd, drain on SIGTERM.
     Daemon(daemon::DaemonArgs),
+    /// Render a stored incident report (or a `verify --format json` drift report) for people
+    /// (text), machines (json) or a SIEM (ocsf: an OCSF Detection Finding).
+    Report(report::ReportArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -208,6 +213,7 @@ pub fn run(command: Command) -> Result<Exit, CmdError> {
         Command::Logs(a) => Ok(logs::run(a)?),
         Command::Boot(a) => Ok(boot::run(a)?),
         Command::Daemon(a) => Ok(daemon::run(a)?),
+        Command::Report(a) => report::run(a),
     }
 }
 

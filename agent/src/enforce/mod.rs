@@ -9,5 +9,6 @@
 //! `report` is the contract every part shares: the incident report's JSON (docs/drift-report.md,
 //! "Incident reports"), built by the checks, rendered by `pyre report`, read by `pyre status`.
 pub mod lifetime;
+pub mod render;
 pub mod report;
 pub mod respond;
