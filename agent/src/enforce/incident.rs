@@ -90,7 +90,10 @@ mod tests {
             event_id(t, Some("bb161606-cbaa-4"), Check::Verify),
             "20231114T221320Z-bb161606-verify"
         );
-        assert_eq!(event_id(t, None, Check::Mounts), "20231114T221320Z-noboot-mounts");
+        assert_eq!(
+            event_id(t, None, Check::Mounts),
+            "20231114T221320Z-noboot-mounts"
+        );
         let ctx = IncidentContext::new(
             Instance {
                 boot_id: Some("ab-cd".into()),

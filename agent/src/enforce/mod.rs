@@ -41,7 +41,11 @@ impl Respond for LogResponder {
     fn respond(&self, inc: &Incident) {
         let path = self.reports.join(format!("{}.json", inc.event.id));
         let written = std::fs::create_dir_all(&self.reports).and_then(|()| {
-            atomic::write(&path, &inc.to_json(), atomic::Options::replace_with_mode(0o640))
+            atomic::write(
+                &path,
+                &inc.to_json(),
+                atomic::Options::replace_with_mode(0o640),
+            )
         });
         let stored = match written {
             Ok(()) => format!("report {}", path.display()),

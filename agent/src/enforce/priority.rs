@@ -51,7 +51,9 @@ mod tests {
         let (own, kids) = std::thread::spawn(|| {
             lower_this_thread().unwrap();
             let own = this_thread().unwrap();
-            let kids = std::thread::spawn(|| this_thread().unwrap()).join().unwrap();
+            let kids = std::thread::spawn(|| this_thread().unwrap())
+                .join()
+                .unwrap();
             (own, kids)
         })
         .join()

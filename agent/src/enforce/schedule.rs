@@ -164,7 +164,11 @@ impl Scheduler {
         let kind = e.status.check;
         if result == RunResult::Failed {
             e.status.failures += 1;
-            let first = e.status.last.as_ref().map(|l| (l.result, l.detail.as_str()))
+            let first = e
+                .status
+                .last
+                .as_ref()
+                .map(|l| (l.result, l.detail.as_str()))
                 != Some((RunResult::Failed, detail.as_str()));
             // Loud, but once per distinct failure rather than every few seconds.
             if first {
@@ -206,9 +210,9 @@ impl Scheduler {
 /// `seed`, e.g. the boot id), so a fleet does not re-read its disks at once.
 pub fn jittered(interval: Duration, spread: f64, seed: &str) -> Duration {
     // FNV-1a: stable across builds and platforms.
-    let h = seed
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let h = seed.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     let unit = (h >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
     interval.mul_f64(1.0 + spread * (2.0 * unit - 1.0))
 }

@@ -114,7 +114,8 @@ fn each_check_on_its_own_period_one_at_a_time() {
         .map(|(k, t)| (*k, (*t - t0).as_secs()))
         .collect();
     // The verify run at 12 takes 4 s: the mounts check due at 15 waits for it (no overlap),
-    // then keeps its period from when it ran.
+    // then keeps its period from when it ran; the next verification is a period after the
+    // last one ended (16 + 12), never back to back.
     assert_eq!(
         ran,
         [
@@ -124,12 +125,16 @@ fn each_check_on_its_own_period_one_at_a_time() {
             (Kind::Mounts, 16),
             (Kind::Mounts, 21),
             (Kind::Mounts, 26),
-            (Kind::Verify, 16 + 4 + 12 - 4),
-        ][..6]
+            (Kind::Verify, 28),
+        ]
     );
     let last = rig.published.lock().unwrap().last().cloned().unwrap();
-    let verify = last.checks.iter().find(|c| c.check == Kind::Verify).unwrap();
-    assert_eq!((verify.runs, verify.every_s), (1, 12));
+    let verify = last
+        .checks
+        .iter()
+        .find(|c| c.check == Kind::Verify)
+        .unwrap();
+    assert_eq!((verify.runs, verify.every_s), (2, 12));
     assert_eq!(verify.last.as_ref().unwrap().duration_ms, 4000);
     assert!(rig.responded.0.lock().unwrap().is_empty());
 }
@@ -164,18 +169,32 @@ fn an_incident_is_reported_once_until_the_check_is_clean_again() {
     assert_eq!((st.checks[0].runs, st.checks[0].failures), (8, 1));
     let inc = &rig.responded.0.lock().unwrap()[0];
     assert!(inc.event.id.ends_with("-noboot-mounts"), "{}", inc.event.id);
-    assert_eq!(st.checks[0].last_incident.as_deref().map(|s| s.ends_with("mounts")), Some(true));
+    assert_eq!(
+        st.checks[0]
+            .last_incident
+            .as_deref()
+            .map(|s| s.ends_with("mounts")),
+        Some(true)
+    );
 }
 
 #[test]
 fn a_failed_check_is_neither_clean_nor_drift() {
     let rig = Rig::new();
-    let mut s = rig.scheduler(vec![rig.check(Kind::Mounts, 5, vec![Outcome::Failed("no table".into())], 0)]);
+    let mut s = rig.scheduler(vec![rig.check(
+        Kind::Mounts,
+        5,
+        vec![Outcome::Failed("no table".into())],
+        0,
+    )]);
     s.run_next();
     s.run_next();
     let st = s.state();
     let last = st.checks[0].last.as_ref().unwrap();
-    assert_eq!((last.result, last.detail.as_str()), (RunResult::Failed, "no table"));
+    assert_eq!(
+        (last.result, last.detail.as_str()),
+        (RunResult::Failed, "no table")
+    );
     assert_eq!(st.checks[0].failures, 2);
     assert!(rig.responded.0.lock().unwrap().is_empty());
 }
@@ -183,7 +202,12 @@ fn a_failed_check_is_neither_clean_nor_drift() {
 #[test]
 fn run_stops_promptly() {
     let rig = Rig::new();
-    let s = rig.scheduler(vec![rig.check(Kind::Verify, 3600, vec![Outcome::Clean("ok".into())], 0)]);
+    let s = rig.scheduler(vec![rig.check(
+        Kind::Verify,
+        3600,
+        vec![Outcome::Clean("ok".into())],
+        0,
+    )]);
     let stop = Arc::new(AtomicBool::new(false));
     let real = std::time::Instant::now();
     let t = {
@@ -193,7 +217,10 @@ fn run_stops_promptly() {
     stop.store(true, Ordering::SeqCst);
     t.join().unwrap();
     assert!(real.elapsed() < Duration::from_secs(5));
-    assert!(!rig.published.lock().unwrap().is_empty(), "published at start");
+    assert!(
+        !rig.published.lock().unwrap().is_empty(),
+        "published at start"
+    );
 }
 
 #[test]
@@ -205,6 +232,9 @@ fn jitter_is_bounded_and_per_instance() {
     assert_ne!(a, b);
     for seed in ["", "x", "boot-a", "0123456789abcdef"] {
         let j = jittered(h, 0.1, seed);
-        assert!(j >= Duration::from_secs(3240) && j <= Duration::from_secs(3960), "{j:?}");
+        assert!(
+            j >= Duration::from_secs(3240) && j <= Duration::from_secs(3960),
+            "{j:?}"
+        );
     }
 }

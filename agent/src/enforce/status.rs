@@ -140,16 +140,22 @@ impl Status {
 
     /// Whether any check's last run found something.
     pub fn found(&self) -> bool {
-        self.checks
-            .iter()
-            .any(|c| c.last.as_ref().is_some_and(|l| l.result == RunResult::Found))
+        self.checks.iter().any(|c| {
+            c.last
+                .as_ref()
+                .is_some_and(|l| l.result == RunResult::Found)
+        })
     }
 
     /// The text `pyre status` prints.
     pub fn render_text(&self, out: &mut dyn Write) -> io::Result<()> {
         let i = &self.instance;
         let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
-        writeln!(out, "pyre {} (daemon pid {}), state of {}", self.agent_version, self.pid, self.published)?;
+        writeln!(
+            out,
+            "pyre {} (daemon pid {}), state of {}",
+            self.agent_version, self.pid, self.published
+        )?;
         writeln!(
             out,
             "instance:  {} on {}, host {}, boot {}",
@@ -158,7 +164,12 @@ impl Status {
             opt(&i.hostname),
             opt(&i.boot_id)
         )?;
-        writeln!(out, "image:     {} manifest {}", opt(&i.image_id), i.manifest_digest)?;
+        writeln!(
+            out,
+            "image:     {} manifest {}",
+            opt(&i.image_id),
+            i.manifest_digest
+        )?;
         let c = &self.config;
         writeln!(
             out,
@@ -174,7 +185,9 @@ impl Status {
             opt(&r.fstype),
             opt(&r.source),
             opt(&r.device),
-            r.dm_name.as_ref().map_or(String::new(), |n| format!(" (dm {n})")),
+            r.dm_name
+                .as_ref()
+                .map_or(String::new(), |n| format!(" (dm {n})")),
             match r.read_only {
                 Some(true) => "read-only",
                 Some(false) => "READ-WRITE",
@@ -182,7 +195,11 @@ impl Status {
             },
             opt(&r.verity)
         )?;
-        writeln!(out, "on drift:  {:?} after at most {}s", self.action, self.grace_s)?;
+        writeln!(
+            out,
+            "on drift:  {:?} after at most {}s",
+            self.action, self.grace_s
+        )?;
         writeln!(out, "checks:")?;
         for ch in &self.checks {
             let name = serde_json::to_value(ch.check).ok();
@@ -221,8 +238,14 @@ impl Status {
                 s.backlog,
                 s.acked,
                 opt(&s.last_ack),
-                if s.connected { "connected" } else { "not connected" },
-                s.last_error.as_ref().map_or(String::new(), |e| format!(": {e}"))
+                if s.connected {
+                    "connected"
+                } else {
+                    "not connected"
+                },
+                s.last_error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!(": {e}"))
             )?;
         }
         match &self.lifetime {
@@ -327,6 +350,8 @@ mod tests {
         ] {
             assert!(text.contains(want), "{want}\n{text}");
         }
-        assert!(Status::from_json(b"{}").unwrap_err().contains("missing field"));
+        assert!(Status::from_json(b"{}")
+            .unwrap_err()
+            .contains("missing field"));
     }
 }

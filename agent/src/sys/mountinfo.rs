@@ -81,7 +81,10 @@ mod tests {
         assert_eq!(m[0].source, "/dev/root");
         assert_eq!(m[1].mount_point, b"/proc");
         assert_eq!(m[1].fstype, "proc");
-        assert_eq!((m[0].dev.as_str(), m[0].mount_options.as_str()), ("98:0", "rw,noatime"));
+        assert_eq!(
+            (m[0].dev.as_str(), m[0].mount_options.as_str()),
+            ("98:0", "rw,noatime")
+        );
         assert_eq!(m[0].super_options, "rw");
         assert!(!m[0].read_only());
         let ro = parse(b"1 0 254:0 / / ro,relatime - erofs /dev/mapper/pyre-root ro,user_xattr\n");

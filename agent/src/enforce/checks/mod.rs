@@ -174,7 +174,9 @@ mod tests {
             ("/variable", Some("/")),
         ];
         for (p, want) in cases {
-            let got = s.covering(p.as_bytes()).map(|c| String::from_utf8_lossy(c).into_owned());
+            let got = s
+                .covering(p.as_bytes())
+                .map(|c| String::from_utf8_lossy(c).into_owned());
             assert_eq!(got.as_deref(), want, "{p}");
         }
     }

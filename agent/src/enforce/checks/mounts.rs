@@ -126,7 +126,11 @@ pub enum RootExpectation {
 
 /// The root finding, if the root (`/`'s last mount) is not what it must be; `dm_name` is the
 /// device-mapper name of its device.
-pub fn root_finding(root: &Mount, dm_name: Option<&str>, want: &RootExpectation) -> Option<Finding> {
+pub fn root_finding(
+    root: &Mount,
+    dm_name: Option<&str>,
+    want: &RootExpectation,
+) -> Option<Finding> {
     let what = format!("{} ({}, {})", root.dev, root.source, root.fstype);
     let detail = if !root.read_only() {
         format!("the root {what} is mounted read-write")

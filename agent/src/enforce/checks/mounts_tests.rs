@@ -51,7 +51,10 @@ fn declared_volumes() -> Vec<Vec<u8>> {
 
 #[test]
 fn a_booted_image_has_no_foreign_mounts() {
-    assert_eq!(foreign_mounts(&table(""), &sealed(), &declared_volumes()), []);
+    assert_eq!(
+        foreign_mounts(&table(""), &sealed(), &declared_volumes()),
+        []
+    );
 }
 
 #[test]
@@ -123,7 +126,10 @@ fn unit_names_unescape_like_systemd() {
         ("srv-data.mount", Some("/srv/data")),
         ("-.mount", Some("/")),
         ("var-lib-my\\x2dapp.mount", Some("/var/lib/my-app")),
-        ("proc-sys-fs-binfmt_misc.automount", Some("/proc/sys/fs/binfmt_misc")),
+        (
+            "proc-sys-fs-binfmt_misc.automount",
+            Some("/proc/sys/fs/binfmt_misc"),
+        ),
         ("tmp.service", None),
         ("bad\\x2.mount", None),
     ];
@@ -160,13 +166,21 @@ fn the_root_must_be_read_only_and_sealed() {
     for (line, dm, want) in cases {
         let m = mountinfo::parse(line.as_bytes());
         let got = root_finding(&m[0], dm, &verity);
-        assert_eq!(got, Some(Finding::Root { detail: want.into() }), "{line}");
+        assert_eq!(
+            got,
+            Some(Finding::Root {
+                detail: want.into()
+            }),
+            "{line}"
+        );
     }
     // Without pyre's initramfs: the device it started on, read-only.
     let same = RootExpectation::SameDevice("8:1".into());
     let m = mountinfo::parse(b"1 0 8:1 / / ro - ext4 /dev/sda1 ro\n");
     assert_eq!(root_finding(&m[0], None, &same), None);
-    let moved = mountinfo::parse(b"1 0 8:1 / / ro - ext4 /dev/sda1 ro\n2 1 8:2 / / ro - ext4 /dev/sda2 ro\n");
+    let moved = mountinfo::parse(
+        b"1 0 8:1 / / ro - ext4 /dev/sda1 ro\n2 1 8:2 / / ro - ext4 /dev/sda2 ro\n",
+    );
     let got = root_finding(root_mount(&moved).unwrap(), None, &same);
     assert!(
         matches!(&got, Some(Finding::Root { detail }) if detail.contains("not device 8:1")),
@@ -191,7 +205,11 @@ fn the_check_reads_a_table_and_fails_loudly_without_one() {
     c.root_state(&mut root);
     assert_eq!(root.dm_name.as_deref(), Some("pyre-root"));
     assert_eq!(root.read_only, Some(true));
-    std::fs::write(&mi, format!("{text}40 22 0:31 /x /usr/bin/ls rw - tmpfs tmpfs rw\n")).unwrap();
+    std::fs::write(
+        &mi,
+        format!("{text}40 22 0:31 /x /usr/bin/ls rw - tmpfs tmpfs rw\n"),
+    )
+    .unwrap();
     match c.run() {
         Outcome::Found(f) => {
             assert_eq!(f.reason, "tmpfs tmpfs mounted over sealed /usr/bin/ls");

@@ -22,7 +22,12 @@ pub struct VerifyPaths {
 }
 
 /// The one place the daemon's verify request is built.
-pub fn request<'a>(root: &'a Path, manifest: &'a Path, key: &'a Path, mountinfo: &'a Path) -> VerifyRequest<'a> {
+pub fn request<'a>(
+    root: &'a Path,
+    manifest: &'a Path,
+    key: &'a Path,
+    mountinfo: &'a Path,
+) -> VerifyRequest<'a> {
     // merge: drop_cache — set `drop_cache: true` here once drift::VerifyRequest has it (branch
     // `bounded`): every file's cached pages dropped before and after it is read, so bytes
     // changed on the device are read again through dm-verity.
@@ -44,7 +49,10 @@ pub fn trusted_keys(dir: &Path) -> Result<Vec<PathBuf>, String> {
         .collect();
     keys.sort();
     if keys.is_empty() {
-        return Err(format!("no trusted public keys (*.pub) in {}", dir.display()));
+        return Err(format!(
+            "no trusted public keys (*.pub) in {}",
+            dir.display()
+        ));
     }
     Ok(keys)
 }
@@ -92,7 +100,10 @@ impl VerifyCheck {
             }
         }
         self.signer = None;
-        Err(format!("manifest signature rejected: {}", rejected.join("; ")))
+        Err(format!(
+            "manifest signature rejected: {}",
+            rejected.join("; ")
+        ))
     }
 }
 
@@ -145,7 +156,11 @@ impl Check for VerifyCheck {
             "{} sealed path(s) changed: {}{}",
             paths.len(),
             paths[..paths.len().min(SHOWN)].join(", "),
-            if more > 0 { format!(" and {more} more") } else { String::new() }
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
         );
         Outcome::Found(Found {
             reason,

@@ -81,7 +81,10 @@ pub fn data_device(sys: &Path) -> Option<String> {
         if name.trim_end() != VERITY_ROOT_NAME {
             continue;
         }
-        let slave = std::fs::read_dir(dm.path().join("slaves")).ok()?.flatten().next()?;
+        let slave = std::fs::read_dir(dm.path().join("slaves"))
+            .ok()?
+            .flatten()
+            .next()?;
         let dev = std::fs::read_to_string(slave.path().join("dev")).ok()?;
         return Some(dev.trim().to_string());
     }
@@ -147,9 +150,9 @@ impl VerityCheck {
                 Some((t, s)) => Ok(parse_status(&t, &s)),
                 None => Err("device-mapper status: no target in the reply".into()),
             },
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => Err(
-                "device-mapper status: not permitted (needs CAP_SYS_ADMIN)".into(),
-            ),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => {
+                Err("device-mapper status: not permitted (needs CAP_SYS_ADMIN)".into())
+            }
             Err(e) => Err(format!(
                 "device-mapper status of {VERITY_ROOT_NAME} via {}: {e}",
                 self.paths.dm_control.display()
@@ -202,12 +205,14 @@ impl VerityCheck {
             };
         }
         let at = m.block.saturating_mul(4096);
-        let (path, note) =
-            match blockmap::file_holding(&self.paths.root, &self.sealed.files, at) {
-                Ok(Some(p)) => (Some(escape(&p)), String::new()),
-                Ok(None) => (None, " (in no sealed file's data: metadata or a compressed extent)".into()),
-                Err(e) => (None, format!(" (not mapped to a file: {e})")),
-            };
+        let (path, note) = match blockmap::file_holding(&self.paths.root, &self.sealed.files, at) {
+            Ok(Some(p)) => (Some(escape(&p)), String::new()),
+            Ok(None) => (
+                None,
+                " (in no sealed file's data: metadata or a compressed extent)".into(),
+            ),
+            Err(e) => (None, format!(" (not mapped to a file: {e})")),
+        };
         Finding::VerityCorruption {
             device,
             block: Some(m.block),
@@ -278,7 +283,10 @@ impl Check for VerityCheck {
             let how = if notes.is_empty() {
                 "table status V, no verity messages in the kernel log".to_string()
             } else {
-                format!("no verity messages in the kernel log ({})", notes.join("; "))
+                format!(
+                    "no verity messages in the kernel log ({})",
+                    notes.join("; ")
+                )
             };
             return Outcome::Clean(how);
         }
@@ -306,7 +314,10 @@ impl Check for VerityCheck {
         let reason = if named.is_empty() {
             "dm-verity saw corruption of the root".to_string()
         } else {
-            format!("dm-verity saw corrupted blocks of the root: {}", named.join(", "))
+            format!(
+                "dm-verity saw corrupted blocks of the root: {}",
+                named.join(", ")
+            )
         };
         Outcome::Found(Found {
             reason,

@@ -14,8 +14,14 @@ fn table_status_lines() {
 fn kernel_messages() {
     let m = parse_kmsg("3,1234,5678901,-;device-mapper: verity: 254:0: data block 77 is corrupted")
         .unwrap();
-    assert_eq!((m.dev.as_str(), m.area.as_str(), m.block), ("254:0", "data", 77));
-    assert_eq!(m.text, "device-mapper: verity: 254:0: data block 77 is corrupted");
+    assert_eq!(
+        (m.dev.as_str(), m.area.as_str(), m.block),
+        ("254:0", "data", 77)
+    );
+    assert_eq!(
+        m.text,
+        "device-mapper: verity: 254:0: data block 77 is corrupted"
+    );
     let meta = parse_kmsg("device-mapper: verity: 8:16: metadata block 3 is corrupted").unwrap();
     assert_eq!((meta.area.as_str(), meta.block), ("metadata", 3));
     for other in [
@@ -97,7 +103,10 @@ fn a_corrupted_block_in_the_log_is_found_once_per_block_and_only_for_the_root() 
         panic!("expected corruption")
     };
     assert_eq!(f.key, "data:9");
-    assert_eq!(f.reason, "dm-verity saw corrupted blocks of the root: block 9");
+    assert_eq!(
+        f.reason,
+        "dm-verity saw corrupted blocks of the root: block 9"
+    );
     match &f.findings[..] {
         [Finding::VerityCorruption {
             device,
@@ -106,7 +115,10 @@ fn a_corrupted_block_in_the_log_is_found_once_per_block_and_only_for_the_root() 
             detail,
         }] => {
             assert_eq!(device, "/dev/mapper/pyre-root");
-            assert!(detail.starts_with("device-mapper: verity: 254:0: data block 9"), "{detail}");
+            assert!(
+                detail.starts_with("device-mapper: verity: 254:0: data block 9"),
+                "{detail}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -125,7 +137,10 @@ fn table_status_c_alone_is_corruption() {
         panic!("expected corruption")
     };
     assert_eq!(f.key, "C");
-    assert!(matches!(&f.findings[..], [Finding::VerityCorruption { block: None, .. }]));
+    assert!(matches!(
+        &f.findings[..],
+        [Finding::VerityCorruption { block: None, .. }]
+    ));
 }
 
 #[test]
