@@ -49,7 +49,12 @@ pub struct DaemonArgs {
     pub journalctl: PathBuf,
     #[arg(long, default_value = "/dev/kmsg", hide = true)]
     pub kmsg: PathBuf,
-    /// The live root the checks verify.
+    /// Where the full re-verification reads the root filesystem. pyre.service passes
+    /// /run/pyre/root, a non-recursive read-only bind of / that the unit's own mounts
+    /// (ProtectHome=, ProtectKernelModules=) do not cover.
+    #[arg(long, default_value = "/")]
+    pub verify_root: PathBuf,
+    /// The live root (sealed unit files and /etc/fstab for the mounts check; block mapping).
     #[arg(long, default_value = "/", hide = true)]
     pub root: PathBuf,
     /// The image's manifest, signature and keys.
@@ -122,6 +127,7 @@ pub fn run(a: DaemonArgs) -> anyhow::Result<Exit> {
         &a.config,
         &EnforcePaths {
             root: a.root,
+            verify_root: a.verify_root,
             etc: a.pyre_etc,
             mountinfo: a.mountinfo,
             sys: a.sys,

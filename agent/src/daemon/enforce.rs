@@ -40,6 +40,9 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(3600);
 pub struct EnforcePaths {
     /// The live root (`/`).
     pub root: PathBuf,
+    /// Where the full re-verification reads the root filesystem (`/`, or in pyre.service a
+    /// non-recursive bind of it that the unit's own mounts do not cover).
+    pub verify_root: PathBuf,
     /// The image's pyre directory: `manifest`, `manifest.sig`, `keys/`.
     pub etc: PathBuf,
     /// PID 1's mount table (the host's namespace, not the unit's).
@@ -55,6 +58,7 @@ impl EnforcePaths {
     pub fn standard(run: &Path, kmsg: &Path) -> EnforcePaths {
         EnforcePaths {
             root: "/".into(),
+            verify_root: "/".into(),
             etc: "/etc/pyre".into(),
             mountinfo: "/proc/1/mountinfo".into(),
             sys: "/sys".into(),
@@ -154,7 +158,7 @@ pub fn checks(config: Option<&Config>, paths: &EnforcePaths, id: &Identity) -> V
     let pinned = (!id.manifest.is_empty()).then(|| id.manifest.clone());
     let verify = VerifyCheck::new(
         VerifyPaths {
-            root: paths.root.clone(),
+            root: paths.verify_root.clone(),
             etc: paths.etc.clone(),
             mountinfo: paths.mountinfo.clone(),
         },
@@ -203,12 +207,14 @@ impl Enforcement {
         let thread = std::thread::Builder::new()
             .name("pyre-checks".into())
             .spawn(move || {
-                if let Err(e) = priority::lower_this_thread() {
-                    log::warn!(
-                        "checks run at normal priority: lowering the thread to nice {} and \
-                         the idle I/O class: {e}",
-                        priority::NICE
-                    );
+                match priority::lower_this_thread() {
+                    Ok(()) => {
+                        log::debug!("checks at nice {} and the idle I/O class", priority::NICE)
+                    }
+                    // pyre.service denies these syscalls and lowers the whole daemon instead.
+                    Err(e) => {
+                        log::info!("checks at the daemon's own priority (lowering the thread: {e})")
+                    }
                 }
                 let mut failing: Option<String> = None;
                 let publish = Box::new(move |state: &_| {

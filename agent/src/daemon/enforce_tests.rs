@@ -57,6 +57,7 @@ impl Rig {
         let d = self.dir.path();
         EnforcePaths {
             root: d.join("root"),
+            verify_root: d.join("root"),
             etc: d.join("root/etc/pyre"),
             mountinfo: d.join("mountinfo"),
             sys: d.join("sys"),
