@@ -1,6 +1,7 @@
 //! `pyre daemon`: the shell of pyre.service. Reads the applied config, gathers the identity,
-//! starts the daemon (`crate::daemon`), notifies systemd, and on SIGTERM/SIGINT drains within
-//! `--stop-deadline` before exiting (0: drained; 1: records still pending at the deadline).
+//! starts the daemon (`crate::daemon`: log shipping, then the enforcement checks), notifies
+//! systemd, and on SIGTERM/SIGINT stops the checks and drains within `--stop-deadline` before
+//! exiting (0: drained; 1: records still pending at the deadline).
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -10,9 +11,12 @@ use anyhow::Context;
 use clap::Args;
 
 use super::exit::Exit;
+use crate::daemon::enforce::{self as enf, EnforcePaths};
 use crate::daemon::identity::{self, IdentityPaths};
 use crate::daemon::notify::{self, Notifier};
+use crate::daemon::rotate::{self, RotationTimer};
 use crate::daemon::{self as d, Daemon};
+use crate::enforce::Respond;
 use crate::logship::clock::SystemClock;
 use crate::logship::source::SourcePaths;
 use crate::logship::PipelineOptions;
@@ -46,7 +50,31 @@ pub struct DaemonArgs {
     pub journalctl: PathBuf,
     #[arg(long, default_value = "/dev/kmsg", hide = true)]
     pub kmsg: PathBuf,
+    /// Where the full re-verification reads the root filesystem. pyre.service passes
+    /// /run/pyre/root, a non-recursive read-only bind of / that the unit's own mounts
+    /// (ProtectHome=, ProtectKernelModules=) do not cover.
+    #[arg(long, default_value = "/")]
+    pub verify_root: PathBuf,
+    /// Never power off or reboot: every incident (rotation included) is stored, shipped and
+    /// posted, and the instance keeps serving, whatever `drift.action` says. For trying the
+    /// daemon on a machine that must stay up.
+    #[arg(long)]
+    pub report_only: bool,
+    /// The live root (sealed unit files and /etc/fstab for the mounts check; block mapping).
+    #[arg(long, default_value = "/", hide = true)]
+    pub root: PathBuf,
+    /// The image's manifest, signature and keys.
+    #[arg(long, default_value = "/etc/pyre", hide = true)]
+    pub pyre_etc: PathBuf,
+    /// The host's mount table (PID 1's namespace).
+    #[arg(long, default_value = "/proc/1/mountinfo", hide = true)]
+    pub mountinfo: PathBuf,
+    #[arg(long, default_value = "/sys", hide = true)]
+    pub sys: PathBuf,
 }
+
+/// How long a stop waits for a check in progress (a full verification) before draining.
+const CHECKS_STOP_WAIT: Duration = Duration::from_secs(2);
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -85,8 +113,8 @@ pub fn run(a: DaemonArgs) -> anyhow::Result<Exit> {
     };
     let identity = identity::gather(hostname, &paths).context("failed to gather the identity")?;
     let sources = SourcePaths {
-        journalctl: a.journalctl,
-        kmsg: a.kmsg,
+        journalctl: a.journalctl.clone(),
+        kmsg: a.kmsg.clone(),
     };
     let daemon = Daemon::start(
         &logs,
@@ -96,6 +124,48 @@ pub fn run(a: DaemonArgs) -> anyhow::Result<Exit> {
         &PipelineOptions::default(),
         Arc::new(SystemClock::new()),
     )?;
+    let responder = rotate::responder(
+        config.as_ref(),
+        &a.run,
+        &a.mountinfo,
+        daemon.handles().to_vec(),
+        &a.journalctl,
+        a.report_only,
+    );
+    {
+        let r = responder.clone();
+        std::thread::spawn(move || r.carry_over());
+    }
+    let respond: Arc<dyn Respond> = responder;
+    let checks = enf::start(
+        config.as_ref(),
+        &a.config,
+        &EnforcePaths {
+            root: a.root,
+            verify_root: a.verify_root,
+            etc: a.pyre_etc,
+            mountinfo: a.mountinfo,
+            sys: a.sys,
+            ..EnforcePaths::standard(&a.run, &a.kmsg)
+        },
+        &identity,
+        daemon.handles().to_vec(),
+        respond.clone(),
+        a.report_only,
+    )
+    .context("failed to start the enforcement checks")?;
+    let rotation = match config.as_ref().and_then(|c| c.lifetime.as_ref()) {
+        Some(l) => Some(
+            RotationTimer::start(
+                l,
+                enf::instance(&identity, enf::provider(&a.run)),
+                respond.clone(),
+                rotate::uptime,
+            )
+            .context("failed to start the lifetime timer")?,
+        ),
+        None => None,
+    };
     let summary = daemon.summary();
     log::info!("pyre daemon: {summary}");
     if let Err(e) = notifier.notify(&format!("READY=1\nSTATUS={summary}")) {
@@ -103,6 +173,10 @@ pub fn run(a: DaemonArgs) -> anyhow::Result<Exit> {
     }
     daemon.run_until(&STOP, &notifier, notify::watchdog_from_env());
     let _ = notifier.notify("STOPPING=1\nSTATUS=draining logs");
+    checks.stop(CHECKS_STOP_WAIT);
+    if let Some(r) = rotation {
+        r.stop();
+    }
     log::info!(
         "pyre daemon: stopping, draining logs (at most {:?})",
         a.stop_deadline
