@@ -4,9 +4,10 @@
 //!   first gets its config through fw_cfg (`pyre.provider=qemu`) and is configured — hostname
 //!   at the login prompt, a file under /run, a blank virtio disk found by serial, formatted and
 //!   mounted with a config file written on it, a pre-formatted NVMe disk found by serial and
-//!   mounted; the replacement gets its config from the fake AWS endpoint after three 503s and
-//!   is configured with the data volume as the first left it (same filesystem UUID, no
-//!   formatting, the first's file there);
+//!   mounted, and its journal and kernel log shipped by pyre.service to two rsyslog receivers
+//!   on the host (issue 11, item 8; docs/logs.md, "In a guest"); the replacement gets its
+//!   config from the fake AWS endpoint after three 503s and is configured with the data volume
+//!   as the first left it (same filesystem UUID, no formatting, the first's file there);
 //! - **endpoint down**: nothing listens, `pyre.config.deadline=20`: the reason on the console and
 //!   the machine powered off within the deadline plus [`POWEROFF_BOUND`];
 //! - **config signed by a key the image does not trust**: refused, powered off;
@@ -161,11 +162,12 @@ fn assert_logs_shipped(scenario: &str, logs: &GuestLogs, c: &Configured, image: 
         c.vm.console_context()
     );
     if let Some(at) = logs.first_record_at() {
-        record(
-            scenario,
-            "first log record at the host receiver",
-            at - c.vm.started(),
-        );
+        let at = at - c.vm.started();
+        record(scenario, "first log record at the host receiver", at);
+        if let Some(started) = c.vm.console().find("Started pyre.service") {
+            let after = at.saturating_sub(started);
+            record(scenario, "pyre.service started to first record", after);
+        }
     }
     for (sink, records) in [("syslog+tcp", &got.tcp), ("relp", &got.relp)] {
         let (journal, _) = guestlogs::sequence(records, "journal");
