@@ -116,15 +116,27 @@ fn show_shipped(
         "Received at the host (rsyslog, raw RFC 5424; the SD element pyre@32473 carries the\n\
          image's manifest digest, the boot id, the source and a per-pipeline sequence number):\n",
     );
-    for (source, text) in BOOT_LINES {
-        if let Some(r) = got
-            .relp
+    let samples = BOOT_LINES.iter().filter_map(|(source, text)| {
+        got.relp
             .iter()
             .find(|r| r.source() == *source && r.msg.contains(text))
-        {
-            let cut: String = r.raw.chars().take(300).collect();
-            body.push_str(&format!("\n  {cut}\n"));
+    });
+    for (i, r) in samples.enumerate() {
+        if i == 0 {
+            // One whole, as received; then the rest shortened to one line each.
+            body.push_str(&format!("\n{}\n\n", r.raw));
+            continue;
         }
+        let msg: String = r.msg.chars().take(90).collect();
+        body.push_str(&format!(
+            "  {} {} [manifest={}… boot_id={}… source={} seq={}] {msg}\n",
+            r.hostname,
+            r.app,
+            r.param("manifest").chars().take(19).collect::<String>(),
+            r.param("boot_id").chars().take(8).collect::<String>(),
+            r.source(),
+            r.param("seq"),
+        ));
     }
     body.push_str(&format!(
         "\nFirst record at the host {first} after QEMU started.\n"
