@@ -227,21 +227,63 @@ fn export_entry(seqnum: u64, message: &[u8], extra: &str) -> Vec<u8> {
     v
 }
 
-/// A stand-in for journalctl: prints the prepared export stream, records its arguments, then
-/// "follows" (sleeps).
-fn fake_journalctl(dir: &std::path::Path, export: &[u8]) -> std::path::PathBuf {
+/// A stand-in for journalctl: `--sync` succeeds, `--output=export --lines=1` prints the
+/// prepared stream and its late part (the reader keeps the last entry); a follower records its
+/// arguments, prints the prepared stream, after `lag` the late part, then "follows" (sleeps).
+fn fake_journalctl_lagging(
+    dir: &std::path::Path,
+    export: &[u8],
+    late: &[u8],
+    lag: &str,
+) -> std::path::PathBuf {
     fs::write(dir.join("export.bin"), export).unwrap();
+    fs::write(dir.join("late.bin"), late).unwrap();
     let script = dir.join("journalctl");
     fs::write(
         &script,
         format!(
-            "#!/bin/sh\necho \"$@\" >> {d}/args\ncat {d}/export.bin\nexec sleep 600\n",
+            "#!/bin/sh\nd={d}\ncase \"$1 $2\" in\n\
+             '--sync '*) exit 0 ;;\n\
+             '--output=export --lines=1') cat $d/export.bin $d/late.bin; exit 0 ;;\n\
+             esac\n\
+             echo \"$@\" >> $d/args\ncat $d/export.bin\nsleep {lag}\ncat $d/late.bin\n\
+             exec sleep 600\n",
             d = dir.display()
         ),
     )
     .unwrap();
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
     script
+}
+
+fn fake_journalctl(dir: &std::path::Path, export: &[u8]) -> std::path::PathBuf {
+    fake_journalctl_lagging(dir, export, b"", "0")
+}
+
+/// journald and the follower lag behind (entries 3 and 4 reach the follower 2 s after the
+/// first two, long past the follower's quiet time): the drain still waits for the last entry
+/// `journalctl --lines=1` showed when it was asked, as at a shutdown under load.
+#[test]
+fn a_drain_waits_for_the_journal_entries_logged_before_it() {
+    if no_rsyslog() {
+        return;
+    }
+    let (t, rx, state) = dirs("journal-lag");
+    let r = Rsyslog::start(&rx, Input::Relp).unwrap();
+    let mut export = export_entry(1, b"one", "");
+    export.extend(export_entry(2, b"two", ""));
+    let mut late = export_entry(3, b"three", "");
+    late.extend(export_entry(4, b"Stopping pyre.service", ""));
+    let paths = SourcePaths {
+        journalctl: fake_journalctl_lagging(t.path(), &export, &late, "2"),
+        ..SourcePaths::default()
+    };
+    let sink = SinkSpec::new(&format!("relp://127.0.0.1:{}", r.port()));
+    let run = ship_with(SourceSpec::Journal, sink, &state, fast_opts(), paths);
+    run.drain(30);
+    assert_eq!(run.handle.status().acked, 4, "{:?}", run.handle.status());
+    wait_until("four records at rsyslog", 10, || r.lines().len() >= 4);
+    assert!(r.lines()[3].ends_with("seq=\"4\"] Stopping pyre.service"));
 }
 
 #[test]

@@ -29,6 +29,7 @@ pub mod console;
 pub mod cpio;
 pub mod disk;
 pub mod erofs;
+pub mod guestlogs;
 pub mod image;
 pub mod instance;
 pub mod loki;

@@ -4,9 +4,10 @@
 //!   first gets its config through fw_cfg (`pyre.provider=qemu`) and is configured — hostname
 //!   at the login prompt, a file under /run, a blank virtio disk found by serial, formatted and
 //!   mounted with a config file written on it, a pre-formatted NVMe disk found by serial and
-//!   mounted; the replacement gets its config from the fake AWS endpoint after three 503s and
-//!   is configured with the data volume as the first left it (same filesystem UUID, no
-//!   formatting, the first's file there);
+//!   mounted, and its journal and kernel log shipped by pyre.service to two rsyslog receivers
+//!   on the host (issue 11, item 8; docs/logs.md, "In a guest"); the replacement gets its
+//!   config from the fake AWS endpoint after three 503s and is configured with the data volume
+//!   as the first left it (same filesystem UUID, no formatting, the first's file there);
 //! - **endpoint down**: nothing listens, `pyre.config.deadline=20`: the reason on the console and
 //!   the machine powered off within the deadline plus [`POWEROFF_BOUND`];
 //! - **config signed by a key the image does not trust**: refused, powered off;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 use pyre_tests::configs::{self, ServerDisks, DATA_LABEL, DATA_MOUNT, NVME_MOUNT};
 use pyre_tests::disk;
+use pyre_tests::guestlogs::{self, Expected, GuestLogs};
 use pyre_tests::image::{pyre_bin, work_dir, Image};
 use pyre_tests::instance::{
     boot_configured, boot_ended, config_deadline, config_fw_cfg, config_metadata, guest_check,
@@ -141,6 +143,43 @@ fn record_ended(scenario: &str, e: &Ended) {
     record(scenario, "poweroff (QEMU exited)", e.exited.elapsed);
 }
 
+/// The guest's journal and kernel log reached both receivers during the boot and up to the
+/// power-off, every record with the config's hostname and the image's manifest digest.
+fn assert_logs_shipped(scenario: &str, logs: &GuestLogs, c: &Configured, image: &Image) {
+    use std::io::Write;
+    let manifest = format!("sha256:{}", image.manifest_digest());
+    let want = Expected {
+        hostname: "pyre-first",
+        manifest: &manifest,
+        lines: guestlogs::BOOT_LINES,
+    };
+    let (got, problems) = logs.wait_judged(&want, Duration::from_secs(10));
+    assert!(
+        problems.is_empty(),
+        "log shipping: {problems:#?}; receivers' files {:?} and {:?}; {}",
+        logs.tcp.output(),
+        logs.relp.output(),
+        c.vm.console_context()
+    );
+    if let Some(at) = logs.first_record_at() {
+        let at = at - c.vm.started();
+        record(scenario, "first log record at the host receiver", at);
+        if let Some(started) = c.vm.console().find("Started pyre.service") {
+            let after = at.saturating_sub(started);
+            record(scenario, "pyre.service started to first record", after);
+        }
+    }
+    for (sink, records) in [("syslog+tcp", &got.tcp), ("relp", &got.relp)] {
+        let (journal, _) = guestlogs::sequence(records, "journal");
+        let (kmsg, _) = guestlogs::sequence(records, "kmsg");
+        let _ = writeln!(
+            std::io::stderr(),
+            "shipped: {scenario}: {sink}: {} records received ({journal} journal, {kmsg} kmsg)",
+            records.len()
+        );
+    }
+}
+
 /// The guest-side check of a configured instance, in this order.
 const CHECK_HOSTNAME: usize = 0;
 const CHECK_RUN_FILE: usize = 1;
@@ -200,9 +239,11 @@ fn first_and_replacement_instances_share_the_data_volume() {
     let run_content = format!("run file {nonce}");
     let first_content = format!("written by the first instance {nonce}");
 
-    // The first instance: config through fw_cfg.
+    // The first instance: config through fw_cfg, shipping its journal and kernel log to two
+    // rsyslog receivers on the host (plain TCP and RELP).
     let scenario = "first-instance";
-    let first = configs::config(
+    let logs = GuestLogs::start(&work.path("logs")).unwrap_or_else(|e| panic!("{e}"));
+    let mut first = configs::config(
         "pyre-first",
         vec![
             configs::file(RUN_FILE, &run_content),
@@ -210,6 +251,7 @@ fn first_and_replacement_instances_share_the_data_volume() {
         ],
         configs::server_volumes(),
     );
+    first["logs"] = logs.config();
     let file = write_config(&work.path("first.json"), &first);
     let builder = disks.attach(config_fw_cfg(QemuBuilder::new(&image, scenario), &file));
     let c = boot_instance(builder, "pyre-first");
@@ -230,7 +272,9 @@ fn first_and_replacement_instances_share_the_data_volume() {
         !formats.is_empty() && formats.iter().all(|l| l.contains("volume data:")),
         "expected {VOLUME_FORMATTED_ID} for volume data only: {formats:?}"
     );
+    assert_logs_shipped(scenario, &logs, &c, &image);
     drop(c);
+    drop(logs);
     let data_id = disk::ext_identity(&disks.data)
         .unwrap()
         .expect("the first instance left an ext4 filesystem on the data disk");

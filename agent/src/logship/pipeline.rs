@@ -278,6 +278,7 @@ impl Pipeline {
             dirty: false,
             last_save: self.clock.now(),
             drain_seen: 0,
+            drain_marked: 0,
         };
         log::info!("logs: {} starting at sequence {}", self.name, st.next_seq);
         loop {
@@ -313,10 +314,14 @@ impl Pipeline {
         {
             let idle = took == 0 && st.queue.is_empty() && !draining;
             let wait = if idle { IDLE_WAIT } else { Duration::ZERO };
+            if draining && st.drain_marked < drain_asked {
+                self.source.mark();
+                st.drain_marked = drain_asked;
+            }
             let mut got = self.source.next(wait);
             if draining && matches!(got, Ok(None)) {
                 got = self.source.next(self.source.settle());
-                if matches!(got, Ok(None)) {
+                if matches!(got, Ok(None)) && self.source.at_mark() {
                     // Everything logged before the drain request is in the queue.
                     let mut p = self.shared.lock();
                     p.read += took as u64;
@@ -461,6 +466,8 @@ struct Run {
     dirty: bool,
     last_save: Duration,
     drain_seen: u64,
+    /// The last drain request the source was asked to [`Source::mark`] for.
+    drain_marked: u64,
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! `make demo`: boot the baked image with a config from the fake metadata server and a blank
-//! data disk, and watch pyre verify the root, apply the config and format the disk; boot a
-//! replacement instance with the same disk and watch the data survive; then boot a copy of the
-//! root with one byte changed and watch pyre refuse it and power the machine off.
+//! data disk, and watch pyre verify the root, apply the config, format the disk and ship the
+//! guest's journal and kernel log to rsyslog receivers on the host; boot a replacement instance
+//! with the same disk and watch the data survive; then boot a copy of the root with one byte
+//! changed and watch pyre refuse it and power the machine off.
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use pyre_tests::configs::{self, ServerDisks, DATA_MOUNT};
 use pyre_tests::disk;
+use pyre_tests::guestlogs::{sequence, Expected, GuestLogs, BOOT_LINES};
 use pyre_tests::image::{work_dir, Image};
 use pyre_tests::instance::{boot_configured, config_metadata, guest_check, Configured};
 use pyre_tests::markers::{line_with, stage_times, CODE_DRIFT, VERIFIED, VOLUME_FORMATTED_ID};
@@ -88,6 +90,71 @@ fn boot_instance(builder: QemuBuilder, hostname: &str) -> anyhow::Result<(Config
     Ok((c, col))
 }
 
+/// Wait for the boot's lines at both receivers (every record with the hostname and the
+/// manifest digest), then show a few and the counts. Returns when the first record arrived.
+fn show_shipped(
+    logs: &GuestLogs,
+    c: &Configured,
+    image: &Image,
+    hostname: &str,
+) -> anyhow::Result<String> {
+    let manifest = format!("sha256:{}", image.manifest_digest());
+    let want = Expected {
+        hostname,
+        manifest: &manifest,
+        lines: BOOT_LINES,
+    };
+    let (got, problems) = logs.wait_judged(&want, Duration::from_secs(10));
+    anyhow::ensure!(
+        problems.is_empty(),
+        "the guest's logs did not arrive as expected: {problems:#?}"
+    );
+    let first = logs
+        .first_record_at()
+        .map_or("?".into(), |at| secs(at - c.vm.started()));
+    let mut body = String::from(
+        "Received at the host (rsyslog, raw RFC 5424; the SD element pyre@32473 carries the\n\
+         image's manifest digest, the boot id, the source and a per-pipeline sequence number):\n",
+    );
+    let samples = BOOT_LINES.iter().filter_map(|(source, text)| {
+        got.relp
+            .iter()
+            .find(|r| r.source() == *source && r.msg.contains(text))
+    });
+    for (i, r) in samples.enumerate() {
+        if i == 0 {
+            // One whole, as received; then the rest shortened to one line each.
+            body.push_str(&format!("\n{}\n\n", r.raw));
+            continue;
+        }
+        let msg: String = r.msg.chars().take(90).collect();
+        body.push_str(&format!(
+            "  {} {} [manifest={}… boot_id={}… source={} seq={}] {msg}\n",
+            r.hostname,
+            r.app,
+            r.param("manifest").chars().take(19).collect::<String>(),
+            r.param("boot_id").chars().take(8).collect::<String>(),
+            r.source(),
+            r.param("seq"),
+        ));
+    }
+    body.push_str(&format!(
+        "\nFirst record at the host {first} after QEMU started.\n"
+    ));
+    for (sink, records) in [("syslog+tcp", &got.tcp), ("relp", &got.relp)] {
+        let (journal, _) = sequence(records, "journal");
+        let (kmsg, _) = sequence(records, "kmsg");
+        body.push_str(&format!(
+            "{sink}: {} records, every one from host {hostname} with manifest {}…; \
+             journal seq 1..={journal}, kmsg seq 1..={kmsg}, no gap\n",
+            records.len(),
+            &manifest[..19]
+        ));
+    }
+    banner("the guest's logs, at the host", &body);
+    Ok(first)
+}
+
 /// Rows of the first column's names, one value per column ("" where a column lacks the row).
 fn table(columns: &[(&str, &Column)]) -> String {
     let mut rows: Vec<(String, Vec<String>)> = Vec::new();
@@ -141,11 +208,13 @@ fn run() -> anyhow::Result<()> {
             .unwrap_or_default()
             .as_secs()
     );
-    let first = configs::config(
+    let logs = GuestLogs::start(&work.join("logs")).context("starting the rsyslog receivers")?;
+    let mut first = configs::config(
         "pyre-demo-1",
         vec![configs::file(&format!("{DATA_MOUNT}/{NOTE}"), &written)],
         configs::server_volumes(),
     );
+    first["logs"] = logs.config();
     let server = MetadataServer::start(Some(serde_json::to_vec_pretty(&first)?))
         .context("starting the fake metadata server")?;
     let url = format!("http://10.0.2.2:{}", server.port());
@@ -163,15 +232,19 @@ fn run() -> anyhow::Result<()> {
              - systemd taking over; `pyre boot` fetching the config (IMDSv2), setting the\n\
              \x20 hostname, finding the disks by serial, formatting the blank one ({}),\n\
              \x20 mounting both, writing the file onto the volume, and printing its stage times;\n\
+             - pyre.service (`pyre daemon`) shipping the journal and the kernel log to two\n\
+             \x20 rsyslog receivers on this host (plain TCP on 127.0.0.1:{}, RELP on 127.0.0.1:{});\n\
              - pyre-ready.target, the login prompt with the new hostname, then a test-only\n\
              \x20 check printing the hostname, the file and the mount; then the demo presses the\n\
-             \x20 ACPI power button and the machine shuts down cleanly.",
+             \x20 ACPI power button and the machine shuts down cleanly, pyre draining its logs.",
             image.dir.display(),
             configs::DATA_SERIAL,
             configs::NVME_SERIAL,
             server.port(),
             serde_json::to_string_pretty(&first)?,
-            VOLUME_FORMATTED_ID
+            VOLUME_FORMATTED_ID,
+            logs.tcp.port(),
+            logs.relp.port(),
         ),
     );
     let builder = config_metadata(
@@ -183,7 +256,10 @@ fn run() -> anyhow::Result<()> {
     col1.push(("data volume".into(), "blank: formatted".into()));
     let shown = c.checks.clone();
     let first_stages = stages_text(&c.stages);
+    let shipped = show_shipped(&logs, &c, &image, "pyre-demo-1")?;
+    col1.push(("first log record at the host".into(), shipped));
     drop(c);
+    drop(logs);
     let id1 = disk::ext_identity(&disks.data)?.context("no filesystem on the data disk")?;
     banner(
         "part 1 done: verified, configured, data volume formatted",

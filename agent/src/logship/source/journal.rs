@@ -11,6 +11,12 @@
 //! was rotated and vacuumed past the cursor while pyre was behind or stopped), a gap marker
 //! with the exact count precedes it. A cursor journalctl refuses outright is a gap of unknown
 //! size, and reading restarts from the start of the boot.
+//!
+//! Drain barrier: `journalctl --sync` (journald writes everything it was sent before the call:
+//! a unit's last lines, systemd's `Stopping …`) then `journalctl --lines=1` for the last
+//! entry's sequence number; the source has caught up once it handed that entry out. Waiting
+//! for the follower to go quiet is not enough: under load journald and the follower lag by
+//! more than any fixed quiet time (seen in a QEMU guest at shutdown).
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -25,6 +31,8 @@ use crate::logship::source::{Source, SourceError};
 /// Entries parsed ahead of the pipeline (bounded: the pipe then blocks journalctl).
 const AHEAD: usize = 256;
 const RESTART_DELAY: Duration = Duration::from_secs(1);
+/// Each of the two journalctl calls of [`Source::mark`] at most.
+const MARK_TIMEOUT: Duration = Duration::from_secs(3);
 
 enum Msg {
     Entry(Box<JournalEntry>),
@@ -43,6 +51,8 @@ pub struct JournalSource {
     read_this_run: u64,
     restart_at: Option<Instant>,
     pending: Option<(Entry, Position)>,
+    /// The sequence (id, number) of the journal's last entry when a drain was asked.
+    mark: Option<(String, u64)>,
 }
 
 impl JournalSource {
@@ -70,6 +80,7 @@ impl JournalSource {
             read_this_run: 0,
             restart_at: None,
             pending: None,
+            mark: None,
         };
         s.start()?;
         Ok(s)
@@ -229,6 +240,77 @@ impl Source for JournalSource {
 
     fn settle(&self) -> Duration {
         Duration::from_millis(300)
+    }
+
+    fn mark(&mut self) {
+        self.mark = None;
+        let mut sync = Command::new(&self.program);
+        sync.arg("--sync");
+        if let Err(e) = run_bounded(&mut sync, MARK_TIMEOUT) {
+            log::warn!("journal: {} --sync: {e}", self.program.display());
+        }
+        let mut tail = Command::new(&self.program);
+        tail.args(["--output=export", "--lines=1", "--no-pager", "--quiet"]);
+        match run_bounded(&mut tail, MARK_TIMEOUT) {
+            Ok(out) => self.mark = last_seqnum(&out),
+            Err(e) => log::warn!("journal: {} --lines=1: {e}", self.program.display()),
+        }
+    }
+
+    fn at_mark(&self) -> bool {
+        match (&self.mark, &self.last_seq) {
+            (None, _) => true,
+            (Some((mark_id, mark)), Some((id, n))) if mark_id == id => n >= mark,
+            // Another sequence (a new journal): the numbers do not compare.
+            (Some(_), Some(_)) => true,
+            (Some(_), None) => false,
+        }
+    }
+}
+
+/// The sequence (id, number) of the last entry of an export stream.
+fn last_seqnum(export: &[u8]) -> Option<(String, u64)> {
+    let mut r = std::io::Cursor::new(export);
+    let mut last = None;
+    while let Ok(Some(e)) = read_entry(&mut r) {
+        last = cursor_seqnum(&e.cursor).map(|(id, n)| (id.to_string(), n));
+    }
+    last
+}
+
+/// Run `cmd` (stdin empty, stderr dropped) for at most `timeout`; its stdout when it exits 0.
+fn run_bounded(cmd: &mut Command, timeout: Duration) -> Result<Vec<u8>, String> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = (&mut stdout).take(1 << 20).read_to_end(&mut out);
+        out
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = reader.join();
+                return Err(format!("no answer within {timeout:?}"));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    };
+    let out = reader.join().unwrap_or_default();
+    if status.success() {
+        Ok(out)
+    } else {
+        Err(status.to_string())
     }
 }
 

@@ -37,6 +37,20 @@ pub trait Source: Send {
     fn settle(&self) -> Duration {
         Duration::ZERO
     }
+
+    /// A drain was asked: note where what has been logged so far ends, so that [`at_mark`]
+    /// can tell when `next` has handed all of it out (a journal source asks journald to write
+    /// what it was sent and notes the last entry). Sources read directly need no mark.
+    ///
+    /// [`at_mark`]: Source::at_mark
+    fn mark(&mut self) {}
+
+    /// Whether everything up to the last [`mark`](Source::mark) has been handed out; with
+    /// no mark (or none possible) true, and finding nothing within [`settle`](Source::settle)
+    /// is the whole barrier.
+    fn at_mark(&self) -> bool {
+        true
+    }
 }
 
 /// Host paths the sources read (parameters for tests).
