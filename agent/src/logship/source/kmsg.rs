@@ -163,6 +163,10 @@ impl<D: KmsgDevice> KmsgSource<D> {
         e.unit = Some("kernel".into());
         if r.facility == FACILITY_KERN {
             e.app_name = Some("kernel".into());
+        } else if let Some((app, pid)) = tag_of(&e.message) {
+            // Written from user space (`pyre init: …`, `systemd[1]: …`): its tag names it.
+            e.app_name = Some(app);
+            e.procid = pid;
         }
         let pos = self.position(r.seq);
         match gap {
@@ -225,10 +229,49 @@ impl<D: KmsgDevice> Source for KmsgSource<D> {
     }
 }
 
+/// The syslog tag a user-space writer put first: `name[pid]: …` or `name …: …` (the first
+/// word, when a colon follows within the first 48 bytes), e.g. `systemd[1]:` → (systemd, 1),
+/// `pyre init: verify: …` → (pyre, none).
+fn tag_of(message: &[u8]) -> Option<(String, Option<String>)> {
+    let head = &message[..message.len().min(48)];
+    head.iter().position(|&b| b == b':')?;
+    let end = head
+        .iter()
+        .position(|&b| !(b.is_ascii_alphanumeric() || b"_.-/".contains(&b)))?;
+    if end == 0 {
+        return None;
+    }
+    let app = String::from_utf8_lossy(&head[..end]).into_owned();
+    let pid = match head[end] {
+        b'[' => {
+            let close = head[end..].iter().position(|&b| b == b']')? + end;
+            let p = &head[end + 1..close];
+            (!p.is_empty() && p.iter().all(u8::is_ascii_digit))
+                .then(|| String::from_utf8_lossy(p).into_owned())
+        }
+        b':' | b' ' => None,
+        _ => return None,
+    };
+    Some((app, pid))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::VecDeque;
+
+    #[test]
+    fn user_space_records_are_named_by_their_tag() {
+        let t = |m: &str| tag_of(m.as_bytes());
+        assert_eq!(t("pyre init: verify: 0.2 s"), Some(("pyre".into(), None)));
+        assert_eq!(
+            t("systemd[1]: Started x"),
+            Some(("systemd".into(), Some("1".into())))
+        );
+        assert_eq!(t("no colon anywhere here"), None);
+        assert_eq!(t(": leading colon"), None);
+        assert_eq!(t("(weird): x"), None);
+    }
 
     struct Fake(VecDeque<io::Result<Vec<u8>>>);
 
