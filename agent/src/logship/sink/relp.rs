@@ -173,7 +173,7 @@ impl RelpSink {
                 .server_name
                 .clone()
                 .unwrap_or_else(|| target.host.clone());
-            Some((tls::client_config(spec, &[])?, sn))
+            Some((tls::client_config(spec, &[], None)?, sn))
         } else {
             None
         };
