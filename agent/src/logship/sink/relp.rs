@@ -17,9 +17,6 @@ use crate::logship::spec::{SinkSpec, Target};
 
 /// Unanswered `syslog` commands allowed at once (librelp's default).
 pub const WINDOW: usize = 128;
-/// Fewest commands sent in one write while more wait: a window refilled one answer at a time
-/// would cost a write here and a read at the receiver per record.
-const MIN_SEND: usize = WINDOW / 4;
 /// Transaction numbers run 1..=999_999_999, then start again at 1.
 const MAX_TXNR: u32 = 999_999_999;
 /// Longest frame accepted from the server (answers are short).
@@ -373,9 +370,10 @@ impl Sink for RelpSink {
 
     fn send(&mut self, recs: &[Record], r: &Renderer) -> Result<usize, SinkError> {
         let room = WINDOW.saturating_sub(self.inflight.len());
-        if room < MIN_SEND.min(recs.len()) {
-            return Ok(0); // answers are due (inflight > 0): wait for more room
-        }
+        // Refill the window as soon as answers free room, however little. Waiting for a
+        // quarter window was measured 20x slower against rsyslog imrelp (366 s for 1M records
+        // instead of 13-18 s): most likely its small answers wait (Nagle) for our TCP
+        // acknowledgement, which is delayed while we send nothing.
         let mut n = 0;
         for rec in recs.iter().take(room) {
             let mut line = std::mem::take(&mut self.line);
