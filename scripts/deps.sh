@@ -31,8 +31,8 @@ pkgs=(
   ntfs-3g             # mkfs.ntfs
   gcc                 # cc -static of the e2e tests' stand-in initramfs (tests/src/plain_init.c)
   libc6-dev           # its static libc.a
-  rsyslog             # the real syslog receiver of the log-shipping tests (imtcp)
-  rsyslog-relp        # imrelp for the RELP tests
+  rsyslog             # the real syslog receiver of the log-shipping tests and bench (imtcp, imfile)
+  rsyslog-relp        # imrelp (plain and TLS) for the RELP tests, omrelp for the bench
   rsyslog-gnutls      # TLS listener for the syslog+tls tests
   gnutls-bin          # gnutls tools beside rsyslog-gnutls (certtool) for debugging TLS setups
   openssl             # makes the throwaway CA and certificates of the TLS tests

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: pyre verify vs AIDE check vs a parallel sha256sum pipeline on a Debian 12 root,
-# then config at boot (tests/bench/config.sh: pyre boot, pyre fetch vs afterburn).
-# BENCH=verify or BENCH=config runs one part only.
+# then config at boot (tests/bench/config.sh: pyre boot, pyre fetch vs afterburn), then log
+# shipping (tests/bench/logs.sh: pyre logs ship vs rsyslog's forwarder, over TCP and RELP).
+# BENCH=verify, BENCH=config or BENCH=logs runs one part only.
 #
 # Builds (once, cached under $OUT/bench/root) a Debian 12 bookworm minbase + systemd tree with
 # mmdebstrap, seals it with pyre, initialises an AIDE database with the same attributes (file
@@ -17,9 +18,10 @@ RUNS=${RUNS:-5}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 PYRE=${PYRE_BIN:-$PWD/target/x86_64-unknown-linux-gnu/release/pyre}
 mkdir -p "$B"
-if [ "${BENCH:-all}" = config ]; then
-  exec bash tests/bench/config.sh
-fi
+case "${BENCH:-all}" in
+  config) exec bash tests/bench/config.sh ;;
+  logs) exec bash tests/bench/logs.sh ;;
+esac
 
 if [ ! -x "$PYRE" ]; then
   echo "bench: building pyre ($PYRE)" >&2
@@ -98,4 +100,7 @@ echo
 awk -v p="${WALL[pyre]}" -v a="${WALL[aide]}" -v s="${WALL[sha256sum]}" -v r="${RSS[pyre]}" 'BEGIN {
   printf "targets: pyre >= 10x faster than aide: %s; faster than sha256sum pipeline: %s; peak RSS <= 32 MB: %s\n",
     (a >= 10 * p ? "yes" : "NO"), (p < s ? "yes" : "NO"), (r <= 32768 ? "yes" : "NO") }'
-[ "${BENCH:-all}" = verify ] || bash tests/bench/config.sh
+if [ "${BENCH:-all}" != verify ]; then
+  bash tests/bench/config.sh
+  bash tests/bench/logs.sh
+fi

@@ -1,13 +1,19 @@
 //! A receiver speaking Loki's push API (`POST /loki/api/v1/push`, JSON) on 127.0.0.1: it checks
 //! the body's shape as Loki does (streams of labels and `[ns-string, line]` values; 400
 //! otherwise), keeps every entry, and can be stopped and started again on the same port to
-//! play a restarting Loki. Any other POST path is taken as newline-delimited JSON.
+//! play a restarting Loki. Any other POST path is taken as newline-delimited JSON. Over plain
+//! HTTP, or HTTPS (rustls) with a given certificate and key.
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 /// One received entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +35,7 @@ struct State {
 
 pub struct LokiReceiver {
     port: u16,
+    tls: Option<Arc<ServerConfig>>,
     state: Arc<State>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -36,8 +43,31 @@ pub struct LokiReceiver {
 
 impl LokiReceiver {
     pub fn start() -> io::Result<LokiReceiver> {
+        Self::start_with(None)
+    }
+
+    /// Over HTTPS, presenting the certificate chain `cert` with `key` (PEM files).
+    pub fn start_tls(cert: &Path, key: &Path) -> io::Result<LokiReceiver> {
+        let chain = CertificateDer::pem_file_iter(cert)
+            .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| io::Error::other(format!("{}: {e}", cert.display())))?;
+        let key = PrivateKeyDer::from_pem_file(key)
+            .map_err(|e| io::Error::other(format!("{}: {e}", key.display())))?;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(io::Error::other)?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(io::Error::other)?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Self::start_with(Some(Arc::new(config)))
+    }
+
+    fn start_with(tls: Option<Arc<ServerConfig>>) -> io::Result<LokiReceiver> {
         let mut r = LokiReceiver {
             port: 0,
+            tls,
             state: Arc::default(),
             stop: Arc::new(AtomicBool::new(false)),
             thread: None,
@@ -61,7 +91,7 @@ impl LokiReceiver {
     fn listen(&mut self, l: TcpListener) -> io::Result<()> {
         self.port = l.local_addr()?.port();
         self.stop = Arc::new(AtomicBool::new(false));
-        let (state, stop) = (self.state.clone(), self.stop.clone());
+        let (state, stop, tls) = (self.state.clone(), self.stop.clone(), self.tls.clone());
         self.thread = Some(std::thread::spawn(move || {
             for conn in l.incoming() {
                 if stop.load(Ordering::SeqCst) {
@@ -72,8 +102,15 @@ impl LokiReceiver {
                     state.conns.lock().unwrap().push(c);
                 }
                 let state = state.clone();
+                let tls = tls.clone();
                 std::thread::spawn(move || {
-                    let _ = serve(conn, &state);
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+                    let _ = match tls {
+                        None => serve(conn, &state),
+                        Some(cfg) => ServerConnection::new(cfg)
+                            .map_err(io::Error::other)
+                            .and_then(|c| serve(StreamOwned::new(c, conn), &state)),
+                    };
                 });
             }
         }));
@@ -109,10 +146,8 @@ impl Drop for LokiReceiver {
     }
 }
 
-fn serve(conn: TcpStream, state: &State) -> io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut r = BufReader::new(conn.try_clone()?);
-    let mut w = conn;
+fn serve(conn: impl Read + Write, state: &State) -> io::Result<()> {
+    let mut r = BufReader::new(conn);
     loop {
         let mut request = String::new();
         if r.read_line(&mut request)? == 0 {
@@ -148,6 +183,7 @@ fn serve(conn: TcpStream, state: &State) -> io::Result<()> {
             }
             Err(_) => "400 Bad Request",
         };
+        let w = r.get_mut();
         write!(w, "HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n")?;
         w.flush()?;
     }

@@ -1,6 +1,7 @@
 //! A real rsyslogd (Debian's) as a log receiver: started in the foreground with its own
 //! config, work directory and pid file, listening on 127.0.0.1 only (imtcp octet-counted or
-//! plain, imtcp over gnutls, or imrelp), writing every message's raw form to one file. The
+//! plain, imtcp over gnutls, or imrelp, plain or over TLS with librelp's gnutls or openssl
+//! back end), writing every message's raw form to one file. The
 //! host's own rsyslog is never touched. Stopped (SIGTERM) when dropped.
 use std::fs;
 use std::io;
@@ -55,6 +56,18 @@ pub enum Input {
     Tls(ServerTls),
     /// imrelp (rsyslog-relp).
     Relp,
+    /// imrelp with `tls="on"`, through librelp's gnutls or openssl back end. librelp's gnutls
+    /// back end asks every client for a certificate, so `require_client_cert: false` is only
+    /// possible with openssl; with a client certificate, `tls.authmode="certvalid"` checks it
+    /// against the CA.
+    RelpTls(ServerTls, RelpTlsLib),
+}
+
+/// librelp's TLS library (imrelp's `tls.tlslib`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelpTlsLib {
+    Gnutls,
+    Openssl,
 }
 
 pub struct Rsyslog {
@@ -146,6 +159,25 @@ impl Rsyslog {
             Input::Relp => conf.push_str(&format!(
                 "module(load=\"imrelp\")\ninput(type=\"imrelp\" port=\"{port}\" address=\"127.0.0.1\")\n"
             )),
+            Input::RelpTls(t, lib) => {
+                let lib = match lib {
+                    RelpTlsLib::Gnutls => "gnutls",
+                    RelpTlsLib::Openssl => "openssl",
+                };
+                let auth = if t.require_client_cert {
+                    " tls.authmode=\"certvalid\""
+                } else {
+                    ""
+                };
+                conf.push_str(&format!(
+                    "module(load=\"imrelp\" tls.tlslib=\"{lib}\")\n\
+                     input(type=\"imrelp\" port=\"{port}\" address=\"127.0.0.1\" tls=\"on\" \
+                     tls.cacert=\"{}\" tls.mycert=\"{}\" tls.myprivkey=\"{}\"{auth})\n",
+                    t.ca.display(),
+                    t.cert.display(),
+                    t.key.display()
+                ))
+            }
         }
         conf.push_str(&format!(
             "template(name=\"raw\" type=\"string\" string=\"%rawmsg%\\n\")\n\

@@ -264,7 +264,7 @@ impl JsonSchema for LogSource {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Sink {
-    /// syslog+tcp://, syslog+tls://, syslog+udp://, relp://, loki+http(s)://, http(s)://
+    /// syslog+tcp://, syslog+tls://, syslog+udp://, relp://, relp+tls://, loki+http(s)://, http(s)://
     pub url: String,
     /// CA bundle (PEM, absolute path in the image) to check the receiver with.
     #[serde(default, skip_serializing_if = "Option::is_none")]

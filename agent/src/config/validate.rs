@@ -382,17 +382,21 @@ fn logs(k: &mut Checker, l: &Logs) {
     }
 }
 
-const SINK_SCHEMES: &[&str] = &[
+/// The sink URL schemes a config may name (the log shipper accepts each: see
+/// `logship::spec`'s tests).
+pub const SINK_SCHEMES: &[&str] = &[
     "syslog+tcp",
     "syslog+tls",
     "syslog+udp",
     "relp",
+    "relp+tls",
     "loki+http",
     "loki+https",
     "http",
     "https",
 ];
-const TLS_SCHEMES: &[&str] = &["syslog+tls", "loki+https", "https"];
+/// Of those, the ones over TLS (the only ones that take `ca`, `server-name` and client certs).
+pub const TLS_SCHEMES: &[&str] = &["syslog+tls", "relp+tls", "loki+https", "https"];
 
 fn sink(k: &mut Checker, at: &str, s: &Sink) {
     let scheme = match url_with(&s.url, SINK_SCHEMES) {

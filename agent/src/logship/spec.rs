@@ -383,6 +383,22 @@ mod tests {
     }
 
     #[test]
+    fn every_scheme_a_config_may_name_is_shipped() {
+        use crate::config::validate::{SINK_SCHEMES, TLS_SCHEMES};
+        for scheme in SINK_SCHEMES {
+            let t = Target::parse(&format!("{scheme}://h:1")).unwrap();
+            assert_eq!(t.tls(), TLS_SCHEMES.contains(scheme), "{scheme}");
+        }
+        let cfg = crate::config::parse(
+            br#"{"version":1,"logs":{"sinks":[{"url":"relp+tls://h:20514","ca":"/etc/pyre/ca.pem",
+              "server-name":"logs.example","client-cert":"/run/c.pem","client-key":"/run/c.key"}]}}"#,
+        )
+        .unwrap();
+        let l = LogsSpec::from_config(cfg.logs.as_ref().unwrap()).unwrap();
+        assert_eq!(l.sinks[0].target().unwrap().scheme, Scheme::RelpTls);
+    }
+
+    #[test]
     fn config_shape() {
         let json = r#"{"sources":["journal","file:/var/log/a"],
             "sinks":[{"url":"syslog+tls://h:6514","ca":"/etc/pyre/ca/logs.pem",

@@ -42,7 +42,11 @@ impl HttpSink {
             _ => (Encoding::Ndjson, target.url.clone()),
         };
         let tls = if target.tls() {
-            Some(tls::client_config(spec, &[b"http/1.1"])?)
+            Some(tls::client_config(
+                spec,
+                &[b"http/1.1"],
+                spec.server_name.as_deref(),
+            )?)
         } else {
             None
         };

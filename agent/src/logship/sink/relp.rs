@@ -173,7 +173,7 @@ impl RelpSink {
                 .server_name
                 .clone()
                 .unwrap_or_else(|| target.host.clone());
-            Some((tls::client_config(spec, &[])?, sn))
+            Some((tls::client_config(spec, &[], None)?, sn))
         } else {
             None
         };
@@ -370,6 +370,10 @@ impl Sink for RelpSink {
 
     fn send(&mut self, recs: &[Record], r: &Renderer) -> Result<usize, SinkError> {
         let room = WINDOW.saturating_sub(self.inflight.len());
+        // Refill the window as soon as answers free room, however little. Waiting for a
+        // quarter window was measured 20x slower against rsyslog imrelp (366 s for 1M records
+        // instead of 13-18 s): most likely its small answers wait (Nagle) for our TCP
+        // acknowledgement, which is delayed while we send nothing.
         let mut n = 0;
         for rec in recs.iter().take(room) {
             let mut line = std::mem::take(&mut self.line);

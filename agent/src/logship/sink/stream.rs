@@ -15,6 +15,8 @@ use crate::logship::util::poll_in;
 
 /// How long a blocked write may take before the connection counts as broken.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long [`Conn::read_some`] waits (set once per connection, not per read).
+const READ_WAIT: Duration = Duration::from_millis(50);
 
 /// A TCP stream that counts the bytes written to it.
 pub struct Counted {
@@ -62,6 +64,7 @@ pub fn connect_tcp(
             Ok(s) => {
                 s.set_nodelay(true).map_err(err)?;
                 s.set_write_timeout(Some(WRITE_TIMEOUT)).map_err(err)?;
+                s.set_read_timeout(Some(READ_WAIT)).map_err(err)?;
                 return Ok(s);
             }
             Err(e) => last = e,
@@ -103,6 +106,10 @@ impl Conn {
                 }
             })?;
         }
+        s.sock
+            .tcp
+            .set_read_timeout(Some(READ_WAIT))
+            .map_err(|e| tls_err(e.to_string()))?;
         Ok(Conn::Tls(Box::new(s)))
     }
 
@@ -147,10 +154,8 @@ impl Conn {
         Ok(poll_in(self.fd(), timeout)? != 0)
     }
 
-    /// Read what is there without blocking long: Ok(0) means the peer closed.
+    /// Read what is there, waiting at most 50 ms: Ok(0) means the peer closed.
     pub fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.tcp()
-            .set_read_timeout(Some(Duration::from_millis(50)))?;
         match self {
             Conn::Plain(c) => c.read(buf),
             Conn::Tls(s) => s.read(buf),

@@ -65,7 +65,7 @@ impl StreamSink {
                 .server_name
                 .clone()
                 .unwrap_or_else(|| target.host.clone());
-            Some((tls::client_config(spec, &[])?, server_name))
+            Some((tls::client_config(spec, &[], None)?, server_name))
         } else {
             None
         };

@@ -31,8 +31,11 @@ struct Open {
     ino: u64,
     /// Offset just after the last line handed out.
     offset: u64,
-    /// Bytes read after `offset` that do not yet end a line.
+    /// Bytes read from the file: `buf[head..]` are those after `offset` (no whole line yet,
+    /// or lines not handed out yet); `buf[..head]` were handed out and are dropped before the
+    /// next read, so taking a line never moves the rest of the buffer.
     buf: Vec<u8>,
+    head: usize,
     /// Whether this is a rotated-away file to be read to its end and then left.
     rotated: bool,
 }
@@ -44,7 +47,8 @@ impl Open {
             dev: meta.dev(),
             ino: meta.ino(),
             offset,
-            buf: Vec::new(),
+            buf: Vec::with_capacity(CHUNK),
+            head: 0,
             rotated,
         }
     }
@@ -55,6 +59,38 @@ impl Open {
             ino: self.ino,
             offset: self.offset,
         }
+    }
+
+    /// Bytes after `offset` read but not handed out.
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.head..]
+    }
+
+    /// The next `len` pending bytes as a line (a trailing CR dropped), `consumed` bytes of
+    /// the file (the line and its LF, if any) passed.
+    fn take_line(&mut self, len: usize, consumed: usize) -> (Entry, Position) {
+        let mut text = &self.buf[self.head..self.head + len];
+        if let Some(t) = text.strip_suffix(b"\r") {
+            text = t;
+        }
+        let entry = Entry::new(text);
+        self.head += consumed;
+        self.offset += consumed as u64;
+        (entry, self.position())
+    }
+
+    /// Read what follows the pending bytes: how many bytes came.
+    fn read_more(&mut self) -> io::Result<usize> {
+        if self.head > 0 {
+            self.buf.drain(..self.head);
+            self.head = 0;
+        }
+        let at = self.offset + self.buf.len() as u64;
+        let len = self.buf.len();
+        self.buf.resize(len + CHUNK, 0);
+        let r = self.file.read_at(&mut self.buf[len..], at);
+        self.buf.truncate(len + *r.as_ref().unwrap_or(&0));
+        r
     }
 }
 
@@ -108,50 +144,38 @@ impl FileSource {
         self.ready.push_back((entry, pos));
     }
 
-    fn line(&mut self, bytes: &[u8], consumed: usize) {
-        let o = self.open.as_mut().expect("an open file");
-        o.offset += consumed as u64;
-        let mut text = bytes;
-        if let Some(t) = text.strip_suffix(b"\r") {
-            text = t;
-        }
-        let pos = o.position();
-        self.ready.push_back((Entry::new(text), pos));
-    }
-
     /// Read what is there; false when nothing new came.
     fn step(&mut self) -> Result<bool, SourceError> {
         let Some(o) = self.open.as_mut() else {
             return Ok(self.open_current());
         };
-        if let Some(nl) = o.buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = o.buf.drain(..=nl).collect();
-            self.line(&line[..nl], nl + 1);
+        // Every whole line pending at once (cheap: no copy of the rest of the buffer).
+        let mut took = false;
+        while let Some(nl) = o.pending().iter().position(|&b| b == b'\n') {
+            self.ready.push_back(o.take_line(nl, nl + 1));
+            took = true;
+        }
+        if o.pending().len() >= MAX_MESSAGE {
+            self.ready.push_back(o.take_line(MAX_MESSAGE, MAX_MESSAGE));
             return Ok(true);
         }
-        if o.buf.len() >= MAX_MESSAGE {
-            let line: Vec<u8> = o.buf.drain(..MAX_MESSAGE).collect();
-            self.line(&line, MAX_MESSAGE);
+        if took {
             return Ok(true);
         }
-        let at = o.offset + o.buf.len() as u64;
-        let mut chunk = vec![0u8; CHUNK];
-        let n = o
-            .file
-            .read_at(&mut chunk, at)
-            .map_err(|e| SourceError::Read {
-                what: self.name.clone(),
-                source: e,
-            })?;
+        let n = o.read_more().map_err(|e| SourceError::Read {
+            what: self.name.clone(),
+            source: e,
+        })?;
         if n > 0 {
-            o.buf.extend_from_slice(&chunk[..n]);
             return Ok(true);
         }
         // At the end: rotated, truncated, or just nothing new yet.
+        let at = o.offset + o.pending().len() as u64;
         let size = o.file.metadata().map(|m| m.len()).unwrap_or(at);
         if size < o.offset {
             o.offset = 0;
             o.buf.clear();
+            o.head = 0;
             self.gap("was truncated");
             return Ok(true);
         }
@@ -160,9 +184,9 @@ impl FileSource {
             Err(_) => false,
         };
         if o.rotated || replaced {
-            if !o.buf.is_empty() {
-                let rest = std::mem::take(&mut o.buf);
-                self.line(&rest, rest.len());
+            let rest = o.pending().len();
+            if rest > 0 {
+                self.ready.push_back(o.take_line(rest, rest));
             }
             self.open = None;
             return Ok(self.open_current() || !self.ready.is_empty());
