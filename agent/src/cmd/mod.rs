@@ -135,8 +135,16 @@ pub struct VerifyArgs {
     /// Public key: require a valid signature MANIFEST.sig made with it.
     #[arg(long)]
     pub pubkey: Option<PathBuf>,
+    /// The most content of files not sealed as regular files (added ones) hashed for the
+    /// report, all together, in path order (e.g. 64M, 1G, 0); sealed files are always hashed.
+    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = parse_size)]
+    pub hash_cap: u64,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    crate::sys::size::parse(s).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]

@@ -11,10 +11,10 @@ const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 
 pub fn run(args: VerifyArgs) -> Result<Exit, CmdError> {
     let req = VerifyRequest {
-        root: &args.root,
-        manifest: &args.manifest,
         pubkey: args.pubkey.as_deref(),
         mountinfo: Path::new(MOUNTINFO),
+        hash_cap: args.hash_cap,
+        ..VerifyRequest::new(&args.root, &args.manifest)
     };
     let mut report = drift::verify_root(&req).map_err(|e| {
         // Signature failures are security events: their class carries a stable message id.

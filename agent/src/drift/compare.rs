@@ -72,6 +72,9 @@ pub struct AttrChange {
     pub attribute: Cow<'static, str>,
     pub expected: Value,
     pub actual: Value,
+    /// `content` only, when the live content was not hashed (`actual` is null): why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// An entry as shown in reports.
@@ -87,6 +90,9 @@ pub struct EntryView {
     pub size: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// A live regular file whose content was not hashed: why (it has no `sha256` then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256_skipped: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -106,6 +112,7 @@ impl From<&Entry> for EntryView {
             gid: e.gid,
             size: (e.kind == Kind::File).then_some(e.size),
             sha256: e.sha256.map(|h| format!("sha256:{}", to_hex(&h))),
+            sha256_skipped: None,
             target: e.target.as_deref().map(escape),
             rdev: e.rdev.map(|(a, b)| format!("{a}:{b}")),
             hardlink: e.hardlink.as_deref().map(escape),
@@ -115,6 +122,14 @@ impl From<&Entry> for EntryView {
                 .map(|(k, v)| (escape(k), to_hex(v)))
                 .collect(),
         }
+    }
+}
+
+impl From<&Scanned> for EntryView {
+    fn from(s: &Scanned) -> Self {
+        let mut v = EntryView::from(&s.entry);
+        v.sha256_skipped = s.skipped.as_ref().map(|w| w.to_string());
+        v
     }
 }
 
@@ -128,6 +143,7 @@ pub fn attributes(exp: &Entry, act: &Entry) -> Vec<AttrChange> {
                 attribute: attribute.into(),
                 expected: show(exp),
                 actual: show(act),
+                skipped: None,
             });
         }
     };
@@ -159,6 +175,7 @@ pub fn attributes(exp: &Entry, act: &Entry) -> Vec<AttrChange> {
             attribute: "xattrs".into(),
             expected: e,
             actual: a,
+            skipped: None,
         });
     }
     out
@@ -244,9 +261,7 @@ pub fn compare(expected: &[Entry], found: &[Scanned], type_only: &[Vec<u8>]) -> 
                         error: error.clone(),
                         expected: None,
                     },
-                    _ => Detail::Added {
-                        actual: (&f.entry).into(),
-                    },
+                    _ => Detail::Added { actual: f.into() },
                 };
                 changes.push(change(&f.entry.path, detail));
             }
@@ -293,14 +308,19 @@ fn pair(e: &Entry, f: &Scanned, excluded: bool) -> Option<Detail> {
         }),
         _ if e.kind != f.entry.kind => Some(Detail::TypeChanged {
             expected: e.into(),
-            actual: (&f.entry).into(),
+            actual: f.into(),
         }),
         // An excluded path is managed at run time (a mount point shows the mounted
         // filesystem's attributes): existence and type only.
         State::MountPoint { excluded: true, .. } => None,
         State::Ok if excluded => None,
         State::Ok => {
-            let attributes = attributes(e, &f.entry);
+            let mut attributes = attributes(e, &f.entry);
+            if let Some(why) = &f.skipped {
+                for a in attributes.iter_mut().filter(|a| a.attribute == "content") {
+                    a.skipped = Some(why.to_string());
+                }
+            }
             (!attributes.is_empty()).then_some(Detail::Modified { attributes })
         }
     }

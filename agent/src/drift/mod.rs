@@ -6,7 +6,7 @@ use std::time::{Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::keys::{self, KeyError};
-use crate::manifest::{self, escape::escape, Manifest, ManifestError, Scanned, State};
+use crate::manifest::{self, escape::escape, Manifest, ManifestError, Scanned, State, Unhashed};
 use crate::sys::mountinfo;
 
 pub mod compare;
@@ -17,7 +17,11 @@ pub use compare::{AttrChange, Change, Detail, EntryView};
 /// Version of the report's JSON shape.
 pub const REPORT_VERSION: u32 = 1;
 
-/// What `verify_root` checks.
+/// Default of [`VerifyRequest::hash_cap`]: 64 MiB.
+pub const DEFAULT_HASH_CAP: u64 = 64 << 20;
+
+/// What `verify_root` checks. Start from [`VerifyRequest::new`] and set what differs:
+/// `VerifyRequest { pubkey: Some(key), ..VerifyRequest::new(root, manifest) }`.
 #[derive(Debug, Clone, Copy)]
 pub struct VerifyRequest<'a> {
     /// The live tree.
@@ -28,6 +32,32 @@ pub struct VerifyRequest<'a> {
     pub pubkey: Option<&'a Path>,
     /// The mountinfo file of this process (normally `/proc/self/mountinfo`).
     pub mountinfo: &'a Path,
+    /// The most bytes of content of regular files the manifest does not hold as regular files
+    /// (added files, a file in place of a directory) that one verification hashes for the
+    /// report, in path order; a file that does not fit is reported with its size and
+    /// `sha256_skipped`. Sealed files are hashed whatever this says, never past their sealed
+    /// size (docs/drift-report.md, "What is read").
+    pub hash_cap: u64,
+    /// Read hashed content past the page cache: `posix_fadvise(POSIX_FADV_DONTNEED)` on each
+    /// hashed file before reading (bytes changed on the device are read again, through
+    /// dm-verity where there is one) and after (a periodic re-verify does not push the
+    /// workload's pages out of the cache with the whole root).
+    pub drop_cache: bool,
+}
+
+impl<'a> VerifyRequest<'a> {
+    /// Check `root` against `manifest`: signature not checked, this process's
+    /// `/proc/self/mountinfo`, the default hash cap, the page cache used as usual.
+    pub fn new(root: &'a Path, manifest: &'a Path) -> Self {
+        VerifyRequest {
+            root,
+            manifest,
+            pubkey: None,
+            mountinfo: Path::new("/proc/self/mountinfo"),
+            hash_cap: DEFAULT_HASH_CAP,
+            drop_cache: false,
+        }
+    }
 }
 
 /// Why a check could not be made at all (as opposed to finding drift).
@@ -76,6 +106,9 @@ pub struct Counts {
     pub found: u64,
     pub files_hashed: u64,
     pub bytes_hashed: u64,
+    /// Regular files whose content was not hashed (`sha256_skipped` says why), excluded
+    /// paths aside.
+    pub hashes_skipped: u64,
     pub added: u64,
     pub removed: u64,
     pub modified: u64,
@@ -204,7 +237,8 @@ fn in_file(path: &Path, e: ManifestError) -> ManifestError {
     }
 }
 
-/// Check the live tree at `req.root` against the manifest, reading every regular file fully.
+/// Check the live tree at `req.root` against the manifest. What is read is bounded by the
+/// manifest and `req.hash_cap` (see [`VerifyRequest::hash_cap`]).
 pub fn verify_root(req: &VerifyRequest) -> Result<DriftReport, VerifyError> {
     let started = SystemTime::now();
     let clock = Instant::now();
@@ -214,33 +248,23 @@ pub fn verify_root(req: &VerifyRequest) -> Result<DriftReport, VerifyError> {
         error,
     })?;
     let mounts = mountinfo::parse(&mounts_text);
-    // The walk needs only the excludes (the header); the entries are parsed meanwhile.
-    let excludes = match Manifest::decode_excludes(&bytes) {
-        Ok(x) => x,
-        Err(e) => {
-            // Report what is wrong with the whole file, not with the header alone.
-            let full = Manifest::decode(&bytes).err().unwrap_or(e);
-            return Err(in_file(req.manifest, full).into());
-        }
-    };
-    let (parsed, found) = std::thread::scope(|s| {
-        // The parser owns the bytes, so they are freed as soon as the entries are parsed.
-        let parser = s.spawn(move || Manifest::decode(&bytes));
-        let found = manifest::scan(
-            req.root,
-            &manifest::ScanOptions {
-                excludes: &excludes,
-                mounts: &mounts,
-                threads: manifest::default_threads(),
-            },
-        );
-        let parsed = parser
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (parsed, found)
-    });
-    let m = parsed.map_err(|e| in_file(req.manifest, e))?;
-    let found = found?;
+    // The walk needs the sealed entries first: they decide what it reads.
+    let m = Manifest::decode(&bytes).map_err(|e| in_file(req.manifest, e))?;
+    drop(bytes);
+    log::debug!("verify: manifest parsed at {:?}", clock.elapsed());
+    let found = manifest::scan(
+        req.root,
+        &manifest::ScanOptions {
+            excludes: &m.excludes,
+            mounts: &mounts,
+            threads: manifest::default_threads(),
+            bounds: Some(manifest::Bounds {
+                sealed: &m.entries,
+                hash_cap: req.hash_cap,
+            }),
+            drop_cache: req.drop_cache,
+        },
+    )?;
     log::debug!("verify: tree scanned and hashed at {:?}", clock.elapsed());
     let changes = compare::compare(&m.entries, &found.entries, &m.excludes);
     log::debug!("verify: compared at {:?}", clock.elapsed());
@@ -249,6 +273,11 @@ pub fn verify_root(req: &VerifyRequest) -> Result<DriftReport, VerifyError> {
     counts.found = found.entries.len() as u64;
     counts.files_hashed = found.files_hashed;
     counts.bytes_hashed = found.bytes_hashed;
+    counts.hashes_skipped = found
+        .entries
+        .iter()
+        .filter(|s| matches!(&s.skipped, Some(w) if *w != Unhashed::Excluded))
+        .count() as u64;
     let host = nix::unistd::gethostname()
         .ok()
         .map(|h| h.to_string_lossy().into_owned());
@@ -326,6 +355,7 @@ pub fn diff(old: &Manifest, old_digest: &str, new: &Manifest, new_digest: &str) 
         .map(|e| Scanned {
             entry: e.clone(),
             state: State::Ok,
+            skipped: None,
         })
         .collect();
     let changes = compare::compare(&old.entries, &found, &[]);

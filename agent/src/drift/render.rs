@@ -28,10 +28,14 @@ pub fn report(r: &DriftReport, out: &mut dyn Write) -> io::Result<()> {
         SignatureStatus::NotChecked => "signature not checked".to_string(),
     };
     let c = &r.counts;
+    let skipped = match c.hashes_skipped {
+        0 => String::new(),
+        n => format!(", {n} not hashed"),
+    };
     if r.is_clean() {
         writeln!(
             out,
-            "CLEAN: {} matches {} ({} entries, {} files, {} hashed in {:.2} s; {sig})",
+            "CLEAN: {} matches {} ({} entries, {} files, {} hashed in {:.2} s{skipped}; {sig})",
             r.root,
             r.manifest_digest,
             c.entries,
@@ -43,7 +47,7 @@ pub fn report(r: &DriftReport, out: &mut dyn Write) -> io::Result<()> {
     }
     writeln!(
         out,
-        "DRIFT: {} differs from {}: {} changes ({} entries checked, {} hashed in {:.2} s; {sig})",
+        "DRIFT: {} differs from {}: {} changes ({} entries checked, {} hashed in {:.2} s{skipped}; {sig})",
         r.root,
         r.manifest_digest,
         r.changes.len(),
@@ -146,12 +150,11 @@ fn detail(d: &Detail) -> String {
         Detail::Modified { attributes } => attributes
             .iter()
             .map(|a| {
-                format!(
-                    "{}: {} -> {}",
-                    a.attribute,
-                    value(&a.expected),
-                    value(&a.actual)
-                )
+                let actual = match &a.skipped {
+                    Some(why) => format!("(not hashed: {why})"),
+                    None => value(&a.actual),
+                };
+                format!("{}: {} -> {actual}", a.attribute, value(&a.expected))
             })
             .collect::<Vec<_>>()
             .join("; "),
@@ -175,6 +178,9 @@ fn view(v: &EntryView) -> String {
     let mut s = format!("{} {} {}:{}", v.kind, v.mode, v.uid, v.gid);
     if let Some(size) = v.size {
         s.push_str(&format!(" {size} bytes"));
+    }
+    if let Some(why) = &v.sha256_skipped {
+        s.push_str(&format!(" (not hashed: {why})"));
     }
     if let Some(t) = &v.target {
         s.push_str(&format!(" -> {t}"));

@@ -23,6 +23,7 @@ fn found(entries: &[Entry], states: &[(&str, State)]) -> Vec<Scanned> {
         .iter()
         .map(|x| Scanned {
             entry: x.clone(),
+            skipped: None,
             state: states
                 .iter()
                 .find(|(p, _)| p.as_bytes() == x.path)

@@ -67,10 +67,9 @@ impl RootVerifier for DriftVerifier {
             return Err(VerifyFailure::Signature(rejections.join("; ")));
         };
         let req = drift::VerifyRequest {
-            root: input.root,
-            manifest: input.manifest,
             pubkey: Some(key),
             mountinfo: input.mountinfo,
+            ..drift::VerifyRequest::new(input.root, input.manifest)
         };
         let report = drift::verify_root(&req).map_err(|e| match e {
             VerifyError::Signature(_) | VerifyError::MissingSignature { .. } => {

@@ -83,20 +83,6 @@ pub fn is_below(p: &[u8], dir: &[u8]) -> bool {
     p.len() > dir.len() && p.starts_with(dir) && p[dir.len()] == b'/'
 }
 
-/// The excludes of the header only. On any error the caller should report `decode`'s error,
-/// which names the real problem of the whole file.
-pub fn decode_excludes(bytes: &[u8]) -> Result<Vec<Vec<u8>>, ManifestError> {
-    let mut header = Vec::new();
-    for line in bytes.split_inclusive(|b| *b == b'\n') {
-        if !header.is_empty() && !line.starts_with(b"exclude ") {
-            break;
-        }
-        header.extend_from_slice(line);
-    }
-    header.extend_from_slice(b"end 0\n");
-    Ok(decode(&header)?.excludes)
-}
-
 pub fn decode(bytes: &[u8]) -> Result<Manifest, ManifestError> {
     let err = |line: usize, msg: String| ManifestError::Parse { line, msg };
     let text = std::str::from_utf8(bytes).map_err(|e| {

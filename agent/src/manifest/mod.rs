@@ -5,14 +5,16 @@ use std::path::PathBuf;
 mod codec;
 pub mod escape;
 mod hash;
+mod open;
 pub mod scan;
 mod scanned;
+mod unsealed;
 mod walk;
 mod xattr;
 
 pub use hash::default_threads;
-pub use scan::{scan, seal, ScanOptions, ScanResult};
-pub use scanned::{Scanned, State};
+pub use scan::{scan, seal, Bounds, ScanOptions, ScanResult};
+pub use scanned::{Scanned, State, Unhashed};
 
 use sha2::{Digest, Sha256};
 
@@ -106,12 +108,6 @@ impl Manifest {
     /// Parse manifest bytes strictly: anything but the canonical form is an error.
     pub fn decode(bytes: &[u8]) -> Result<Manifest, ManifestError> {
         codec::decode(bytes)
-    }
-
-    /// Only the header's excludes (what a walk needs before the entries are parsed); the
-    /// full `decode` still has to accept the manifest.
-    pub fn decode_excludes(bytes: &[u8]) -> Result<Vec<Vec<u8>>, ManifestError> {
-        codec::decode_excludes(bytes)
     }
 }
 

@@ -10,8 +10,9 @@ use nix::sys::stat::stat;
 use super::codec::is_below;
 use super::escape::escape;
 use super::scanned::{describe, kind_of, Scanned, State};
+use super::unsealed::{hash_pending, Pending};
 use super::walk::Walk;
-use super::{normalize_exclude, Kind, Manifest, ManifestError};
+use super::{normalize_exclude, Entry, Kind, Manifest, ManifestError};
 use crate::sys::mountinfo::Mount;
 
 /// What to skip while scanning.
@@ -23,6 +24,22 @@ pub struct ScanOptions<'a> {
     pub mounts: &'a [Mount],
     /// Hashing threads.
     pub threads: usize,
+    /// When verifying: what bounds the content read (see [`Bounds`]). `None` when sealing:
+    /// every regular file is hashed whole.
+    pub bounds: Option<Bounds<'a>>,
+    /// Drop each hashed file's pages from the page cache before and after reading it.
+    pub drop_cache: bool,
+}
+
+/// What bounds the work of a verification. A regular file sealed as a regular file of the
+/// same size is hashed up to that size; one sealed with another size is not read; any other
+/// regular file (added, or in place of another type) is hashed only while its size fits in
+/// `hash_cap` bytes for all such files together, in path order. Excluded files are not read.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds<'a> {
+    /// The sealed entries, sorted by path (as in a manifest).
+    pub sealed: &'a [Entry],
+    pub hash_cap: u64,
 }
 
 /// The scanned tree, sorted by raw path bytes, plus hashing figures.
@@ -64,13 +81,15 @@ pub fn scan(root: &Path, opts: &ScanOptions) -> Result<ScanResult, ManifestError
         return Err(scan_err("the root is not a directory".into()));
     }
     let root_entry = describe(b"/".to_vec(), Some(&root_st));
-    let walk = Walk::new(
+    let mut walk = Walk::new(
         root,
-        root_st.st_dev,
+        &root_st,
         opts.excludes.iter().map(|x| x.as_slice()).collect(),
         mounts_below(root, opts.mounts),
     )
     .map_err(|e| scan_err(e.to_string()))?;
+    walk.sealed = opts.bounds.map(|b| b.sealed);
+    walk.drop_cache = opts.drop_cache;
     let outcomes = walk.run(opts.threads);
     let total = 1 + outcomes.iter().map(|o| o.found.len()).sum::<usize>();
     let mut res = ScanResult {
@@ -83,13 +102,22 @@ pub fn scan(root: &Path, opts: &ScanOptions) -> Result<ScanResult, ManifestError
     res.entries.push(Scanned {
         entry: root_entry,
         state: State::Ok,
+        skipped: None,
     });
+    let mut pending = Vec::new();
     for o in outcomes {
         res.files_hashed += o.files_hashed;
         res.bytes_hashed += o.bytes_hashed;
         errors.extend(o.dir_errors);
         dir_xattrs.extend(o.dir_xattrs);
         for f in o.found {
+            if f.pending {
+                pending.push(Pending {
+                    path: f.scanned.entry.path.clone(),
+                    dev: f.dev,
+                    ino: f.ino,
+                });
+            }
             let s = &f.scanned;
             let linkable =
                 s.entry.kind != Kind::Dir && !matches!(s.state, State::MountPoint { .. });
@@ -125,6 +153,18 @@ pub fn scan(root: &Path, opts: &ScanOptions) -> Result<ScanResult, ManifestError
     }
     res.entries
         .sort_unstable_by(|a, b| a.entry.path.cmp(&b.entry.path));
+    if let Some(b) = opts.bounds {
+        let done = hash_pending(
+            root,
+            &mut res.entries,
+            pending,
+            b.hash_cap,
+            opts.drop_cache,
+            opts.threads,
+        );
+        res.files_hashed += done.files;
+        res.bytes_hashed += done.bytes;
+    }
     Ok(res)
 }
 
@@ -148,10 +188,20 @@ pub fn seal(
             excludes: &excl,
             mounts,
             threads,
+            bounds: None,
+            drop_cache: false,
         },
     )?;
     let mut entries = Vec::with_capacity(found.entries.len());
     for s in found.entries {
+        if let (State::Ok, Some(why)) = (&s.state, &s.skipped) {
+            // Only a file that changes while it is read is left unhashed by a seal.
+            return Err(ManifestError::Unreadable {
+                root: root.to_path_buf(),
+                path: escape(&s.entry.path),
+                error: why.to_string(),
+            });
+        }
         match s.state {
             State::Ok => {}
             State::MountPoint { excluded, .. } => {

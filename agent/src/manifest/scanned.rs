@@ -24,11 +24,49 @@ pub enum State {
     Unreadable(String),
 }
 
+/// Why the content of a live regular file was not hashed (its entry then has no sha256).
+/// Rendered in reports as `sha256_skipped` (see docs/drift-report.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unhashed {
+    /// Not sealed as a regular file, and larger than the cap on such content.
+    OverCap { cap: u64 },
+    /// Not sealed as a regular file, and the cap was spent on such files earlier in path order.
+    CapSpent { cap: u64 },
+    /// Sealed as a regular file of another size: it differs whatever it holds.
+    SizeDiffers,
+    /// Its size changed between the listing (`listed` bytes) and the end of reading (`now`).
+    ChangedWhileRead { listed: u64, now: u64 },
+    /// An excluded path: checked for existence and type only.
+    Excluded,
+}
+
+impl std::fmt::Display for Unhashed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let size = crate::sys::size::format;
+        match self {
+            Unhashed::OverCap { cap } => write!(f, "over the {} cap", size(*cap)),
+            Unhashed::CapSpent { cap } => write!(
+                f,
+                "the {} cap was spent on unsealed files earlier in path order",
+                size(*cap)
+            ),
+            Unhashed::SizeDiffers => f.write_str("size differs from the sealed file"),
+            Unhashed::ChangedWhileRead { listed, now } => write!(
+                f,
+                "changed while read ({listed} bytes when listed, {now} after reading)"
+            ),
+            Unhashed::Excluded => f.write_str("excluded path"),
+        }
+    }
+}
+
 /// One live entry and how it was found.
 #[derive(Debug, Clone)]
 pub struct Scanned {
     pub entry: Entry,
     pub state: State,
+    /// Set when the entry is a regular file whose content was not hashed, with the reason.
+    pub skipped: Option<Unhashed>,
 }
 
 /// The attributes a stat gives (everything but content, target, hardlink and xattrs).

@@ -4,21 +4,27 @@
 //! Everything below the root goes through directory descriptors (`openat`, `fstatat`,
 //! `readlinkat`, `flistxattr`): no path is resolved twice, and trees deeper than `PATH_MAX`
 //! work. Only the xattrs of entries that are neither listed nor hashed (symlinks, devices,
-//! excluded directories, mount points) are read by path, as Linux has no `llistxattrat`.
+//! excluded directories, mount points, files not hashed here) are read by path, as Linux has no
+//! `llistxattrat`.
+//!
+//! When verifying, the sealed entries bound what is read: a regular file is hashed here only
+//! when it was sealed as a regular file of the size it has now, and then only up to that size.
+//! A sealed file of another size is not read at all; any other regular file is left `pending`
+//! for the capped, path-ordered pass of `unsealed`.
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString};
-use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use nix::dir::Dir;
-use nix::fcntl::{openat, readlinkat, OFlag};
-use nix::sys::stat::{fstatat, FileStat, Mode};
+use nix::fcntl::readlinkat;
+use nix::sys::stat::{fstatat, FileStat};
 
-use super::scanned::{describe, full_path, join, Scanned, State};
+use super::open::{open_dir, open_file};
+use super::scanned::{describe, full_path, join, Scanned, State, Unhashed};
 use super::{hash, xattr, Entry, Kind, Xattrs};
 use crate::sys::mountinfo::Mount;
 
@@ -28,14 +34,49 @@ pub struct Found {
     pub dev: u64,
     pub ino: u64,
     pub nlink: u64,
+    /// A regular file not sealed as one: hashed (or not) by the capped pass after the walk.
+    pub pending: bool,
+}
+
+/// A directory and its ancestors up to the root, by (device, inode): a directory met again
+/// below itself (only a bind mount can do that) is not walked into.
+struct Chain {
+    dev: u64,
+    ino: u64,
+    up: Option<Arc<Chain>>,
+}
+
+impl Chain {
+    fn contains(&self, dev: u64, ino: u64) -> bool {
+        let mut c = Some(self);
+        while let Some(x) = c {
+            if (x.dev, x.ino) == (dev, ino) {
+                return true;
+            }
+            c = x.up.as_deref();
+        }
+        false
+    }
+}
+
+/// What to do with the content of a regular file found by the walk.
+enum Plan {
+    /// Hash it here, up to its listed size.
+    Hash,
+    /// Leave it to the capped pass (not sealed as a regular file).
+    Pending,
+    /// Do not read it.
+    Skip(Unhashed),
 }
 
 enum Job {
-    /// List the directory `name` of `parent` (the root itself when `parent` is `None`).
+    /// List the directory `name` of `parent` (the root itself when `parent` is `None`);
+    /// `chain` starts with this directory.
     Dir {
         parent: Option<Arc<OwnedFd>>,
         name: CString,
         rel: Vec<u8>,
+        chain: Arc<Chain>,
     },
     /// Hash the regular file `name` of `parent` and read its xattrs through the descriptor.
     File {
@@ -70,34 +111,42 @@ pub struct Walk<'a> {
     pub dev0: u64,
     pub excludes: HashSet<&'a [u8]>,
     pub mounts: HashMap<Vec<u8>, Mount>,
+    /// When verifying: the sealed entries, sorted by path (see the module doc). `None` when
+    /// sealing: every regular file is hashed.
+    pub sealed: Option<&'a [Entry]>,
+    /// Drop each hashed file's pages from the page cache before and after reading it.
+    pub drop_cache: bool,
     queue: Mutex<Queue>,
     wake: Condvar,
 }
 
-const DIR_FLAGS: OFlag = OFlag::O_RDONLY
-    .union(OFlag::O_DIRECTORY)
-    .union(OFlag::O_NOFOLLOW)
-    .union(OFlag::O_CLOEXEC);
-
 impl<'a> Walk<'a> {
     pub fn new(
         root: &'a Path,
-        dev0: u64,
+        root_st: &FileStat,
         excludes: HashSet<&'a [u8]>,
         mounts: HashMap<Vec<u8>, Mount>,
     ) -> io::Result<Self> {
         let name = CString::new(root.as_os_str().as_bytes())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "root path contains NUL"))?;
+        let chain = Arc::new(Chain {
+            dev: root_st.st_dev,
+            ino: root_st.st_ino,
+            up: None,
+        });
         Ok(Walk {
             root,
-            dev0,
+            dev0: root_st.st_dev,
             excludes,
             mounts,
+            sealed: None,
+            drop_cache: false,
             queue: Mutex::new(Queue {
                 jobs: vec![Job::Dir {
                     parent: None,
                     name,
                     rel: b"/".to_vec(),
+                    chain,
                 }],
                 pending: 1,
                 idle: 0,
@@ -145,10 +194,15 @@ impl<'a> Walk<'a> {
             let Some(job) = job else { break };
             let mut new = Vec::new();
             match job {
-                Job::Dir { parent, name, rel } => {
+                Job::Dir {
+                    parent,
+                    name,
+                    rel,
+                    chain,
+                } => {
                     let fd = parent.as_deref().map(|p| p.as_raw_fd());
                     match open_dir(fd, &name) {
-                        Ok(dir) => self.list(Arc::new(dir), &rel, &mut out, &mut new),
+                        Ok(dir) => self.list(Arc::new(dir), &rel, &chain, &mut out, &mut new),
                         Err(e) => out
                             .dir_errors
                             .push((rel, format!("opening directory: {e}"))),
@@ -178,7 +232,14 @@ impl<'a> Walk<'a> {
         out
     }
 
-    fn list(&self, dir: Arc<OwnedFd>, rel: &[u8], out: &mut Outcome, jobs: &mut Vec<Job>) {
+    fn list(
+        &self,
+        dir: Arc<OwnedFd>,
+        rel: &[u8],
+        chain: &Arc<Chain>,
+        out: &mut Outcome,
+        jobs: &mut Vec<Job>,
+    ) {
         let dfd = dir.as_raw_fd();
         out.dir_xattrs.push((rel.to_vec(), xattr::list_fd(&*dir)));
         // nix's Dir owns (and closes) its descriptor: give it a duplicate to read from.
@@ -206,7 +267,7 @@ impl<'a> Walk<'a> {
             }
             let child_rel = join(rel, name.to_bytes());
             match fstatat(Some(dfd), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
-                Ok(st) => self.entry(&dir, name, child_rel, &st, out, jobs),
+                Ok(st) => self.entry(&dir, chain, name, child_rel, &st, out, jobs),
                 Err(e) => {
                     let mut entry = describe(child_rel, None);
                     entry.kind = match child.file_type() {
@@ -221,9 +282,11 @@ impl<'a> Walk<'a> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn entry(
         &self,
         dir: &Arc<OwnedFd>,
+        chain: &Arc<Chain>,
         name: &CStr,
         rel: Vec<u8>,
         st: &FileStat,
@@ -246,8 +309,17 @@ impl<'a> Walk<'a> {
                 mount: mount.cloned().map(Box::new),
             };
         }
+        if entry.kind == Kind::Dir && state == State::Ok && chain.contains(st.st_dev, st.st_ino) {
+            // Its own ancestor: a bind mount the mount table did not show. Not walked again.
+            state = State::MountPoint {
+                excluded,
+                mount: None,
+            };
+        }
         let descend = entry.kind == Kind::Dir && !excluded && state == State::Ok;
-        let hash = entry.kind == Kind::File && state == State::Ok;
+        let plan =
+            (entry.kind == Kind::File && state == State::Ok).then(|| self.plan(&entry, excluded));
+        let hash = matches!(plan, Some(Plan::Hash));
         if !descend && !hash {
             match xattr::list(&full_path(self.root, &entry.path)) {
                 Ok(x) => entry.xattrs = x,
@@ -263,6 +335,11 @@ impl<'a> Walk<'a> {
                 parent: Some(dir.clone()),
                 name,
                 rel: entry.path.clone(),
+                chain: Arc::new(Chain {
+                    dev: st.st_dev,
+                    ino: st.st_ino,
+                    up: Some(chain.clone()),
+                }),
             });
             out.found.push(found(entry, state, Some(st)));
         } else if hash {
@@ -272,26 +349,46 @@ impl<'a> Walk<'a> {
                 found: Box::new(found(entry, state, Some(st))),
             });
         } else {
-            out.found.push(found(entry, state, Some(st)));
+            let ok = state == State::Ok;
+            let mut f = found(entry, state, Some(st));
+            match plan {
+                Some(Plan::Pending) if ok => f.pending = true,
+                Some(Plan::Skip(why)) if ok => f.scanned.skipped = Some(why),
+                _ => {}
+            }
+            out.found.push(f);
+        }
+    }
+
+    /// What to read of a regular file (see the module doc).
+    fn plan(&self, e: &Entry, excluded: bool) -> Plan {
+        let Some(sealed) = self.sealed else {
+            return Plan::Hash;
+        };
+        if excluded {
+            return Plan::Skip(Unhashed::Excluded);
+        }
+        match sealed.binary_search_by(|s| s.path.as_slice().cmp(&e.path)) {
+            Ok(i) if sealed[i].kind == Kind::File && sealed[i].size == e.size => Plan::Hash,
+            Ok(i) if sealed[i].kind == Kind::File => Plan::Skip(Unhashed::SizeDiffers),
+            _ => Plan::Pending,
         }
     }
 
     fn hash(&self, dir: &OwnedFd, name: &CStr, mut f: Found, buf: &mut [u8], out: &mut Outcome) {
         let result = open_file(dir.as_raw_fd(), name)
             .map_err(|e| (e, "opening"))
-            .and_then(|mut file| {
+            .and_then(|(file, _)| {
                 let x = xattr::list_fd(&file).map_err(|e| (e, "reading xattrs"))?;
-                let h = hash::hash_reader(&mut file, buf).map_err(|e| (e, "reading content"))?;
-                Ok((x, h))
+                let n = hash::hash_listed(&mut f.scanned, &file, buf, self.drop_cache)
+                    .map_err(|e| (e, "reading content"))?;
+                Ok((x, n))
             });
-        let e = &mut f.scanned.entry;
         match result {
-            Ok((x, (sum, len))) => {
-                e.xattrs = x;
-                e.sha256 = Some(sum);
-                e.size = len;
+            Ok((x, n)) => {
+                f.scanned.entry.xattrs = x;
                 out.files_hashed += 1;
-                out.bytes_hashed += len;
+                out.bytes_hashed += n;
             }
             Err((err, what)) => f.scanned.state = State::Unreadable(format!("{what}: {err}")),
         }
@@ -299,39 +396,16 @@ impl<'a> Walk<'a> {
     }
 }
 
-/// Open a directory below `parent` without following a symlink; the root itself (no parent)
-/// may be given through a symlink.
-fn open_dir(parent: Option<RawFd>, name: &CStr) -> io::Result<OwnedFd> {
-    let flags = match parent {
-        Some(_) => DIR_FLAGS,
-        None => DIR_FLAGS.difference(OFlag::O_NOFOLLOW),
-    };
-    let fd = openat(parent, name, flags, Mode::empty())?;
-    // SAFETY: `openat` just returned this descriptor and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Open a regular file for hashing: never following a symlink, never blocking on a FIFO that
-/// replaced the file since it was listed, without updating atime where allowed.
-fn open_file(dir: RawFd, name: &CStr) -> io::Result<File> {
-    let base = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
-    let fd = match openat(Some(dir), name, base | OFlag::O_NOATIME, Mode::empty()) {
-        Err(nix::errno::Errno::EPERM) => openat(Some(dir), name, base, Mode::empty())?,
-        r => r?,
-    };
-    // SAFETY: `openat` just returned this descriptor and nothing else owns it.
-    let file = unsafe { File::from_raw_fd(fd) };
-    if !file.metadata()?.file_type().is_file() {
-        return Err(io::Error::other("no longer a regular file"));
-    }
-    Ok(file)
-}
-
 fn found(entry: Entry, state: State, st: Option<&FileStat>) -> Found {
     Found {
-        scanned: Scanned { entry, state },
+        scanned: Scanned {
+            entry,
+            state,
+            skipped: None,
+        },
         dev: st.map_or(0, |s| s.st_dev),
         ino: st.map_or(0, |s| s.st_ino),
         nlink: st.map_or(0, |s| s.st_nlink),
+        pending: false,
     }
 }

@@ -6,4 +6,5 @@ pub mod duration;
 pub mod errno;
 pub mod hex;
 pub mod mountinfo;
+pub mod size;
 pub mod time;

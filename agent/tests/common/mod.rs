@@ -94,13 +94,7 @@ impl Tree {
     }
 
     pub fn verify(&self) -> DriftReport {
-        verify_root(&VerifyRequest {
-            root: &self.root,
-            manifest: &self.manifest(),
-            pubkey: None,
-            mountinfo: Path::new(MOUNTINFO),
-        })
-        .expect("verify_root")
+        verify_root(&VerifyRequest::new(&self.root, &self.manifest())).expect("verify_root")
     }
 }
 

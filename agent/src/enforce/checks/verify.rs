@@ -28,14 +28,14 @@ pub fn request<'a>(
     key: &'a Path,
     mountinfo: &'a Path,
 ) -> VerifyRequest<'a> {
-    // merge: drop_cache — set `drop_cache: true` here once drift::VerifyRequest has it (branch
-    // `bounded`): every file's cached pages dropped before and after it is read, so bytes
-    // changed on the device are read again through dm-verity.
+    // drop_cache: every file's cached pages are dropped before and after it is read, so bytes
+    // changed on the device are read again through dm-verity, and a periodic re-verification
+    // does not evict the workload's page cache with the whole root.
     VerifyRequest {
-        root,
-        manifest,
         pubkey: Some(key),
         mountinfo,
+        drop_cache: true,
+        ..VerifyRequest::new(root, manifest)
     }
 }
 

@@ -96,14 +96,3 @@ fn normalize_exclude_table() {
         assert!(e.contains(want), "{e}");
     }
 }
-
-#[test]
-fn header_excludes_alone() {
-    let bytes = encode(&sample());
-    assert_eq!(decode_excludes(&bytes).unwrap(), vec![b"/proc".to_vec()]);
-    // Damage after the header does not matter here; the full decode still catches it.
-    let cut = &bytes[..bytes.len() - 10];
-    assert_eq!(decode_excludes(cut).unwrap(), vec![b"/proc".to_vec()]);
-    assert!(decode(cut).is_err());
-    assert!(decode_excludes(b"pyre-manifest 9\n").is_err());
-}
