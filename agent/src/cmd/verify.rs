@@ -15,6 +15,7 @@ pub fn run(args: VerifyArgs) -> Result<Exit, CmdError> {
         manifest: &args.manifest,
         pubkey: args.pubkey.as_deref(),
         mountinfo: Path::new(MOUNTINFO),
+        content: drift::ContentCheck::Hash,
     };
     let mut report = drift::verify_root(&req).map_err(|e| {
         // Signature failures are security events: their class carries a stable message id.

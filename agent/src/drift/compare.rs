@@ -118,6 +118,12 @@ impl From<&Entry> for EntryView {
 /// What differs between two entries of the same type. Values are only rendered for the
 /// attributes that differ, so comparing an unchanged tree allocates nothing.
 pub fn attributes(exp: &Entry, act: &Entry) -> Vec<AttrChange> {
+    attributes_of(exp, act, true)
+}
+
+/// [`attributes`], with the content digest compared only when `content` is set (a
+/// metadata-only scan leaves the found digests empty).
+pub fn attributes_of(exp: &Entry, act: &Entry, content: bool) -> Vec<AttrChange> {
     let mut out = Vec::new();
     let mut add = |attribute, differs: bool, show: &dyn Fn(&Entry) -> Value| {
         if differs {
@@ -133,7 +139,7 @@ pub fn attributes(exp: &Entry, act: &Entry) -> Vec<AttrChange> {
         None => Value::Null,
     };
     let opt = |v: &Option<Vec<u8>>| v.as_deref().map_or(Value::Null, |t| json!(escape(t)));
-    add("content", exp.sha256 != act.sha256, &sum);
+    add("content", content && exp.sha256 != act.sha256, &sum);
     add("mode", exp.mode != act.mode, &|e| {
         json!(format!("{:04o}", e.mode))
     });
@@ -212,6 +218,16 @@ impl Cuts {
 /// All changes from `expected` to `found`, in path order. Paths in `type_only` (the
 /// manifest's excludes, sorted) are only checked for existence and type.
 pub fn compare(expected: &[Entry], found: &[Scanned], type_only: &[Vec<u8>]) -> Vec<Change> {
+    compare_with(expected, found, type_only, true)
+}
+
+/// [`compare`]; `content: false` leaves the content digests out (a metadata-only scan).
+pub fn compare_with(
+    expected: &[Entry],
+    found: &[Scanned],
+    type_only: &[Vec<u8>],
+    content: bool,
+) -> Vec<Change> {
     let mut changes: Vec<Change> = Vec::new();
     let mut cuts = Cuts::default();
     let (mut i, mut j) = (0, 0);
@@ -252,7 +268,7 @@ pub fn compare(expected: &[Entry], found: &[Scanned], type_only: &[Vec<u8>]) -> 
                 i += 1;
                 j += 1;
                 let excluded = type_only.binary_search(&e.path).is_ok();
-                if let Some(d) = pair(e, f, excluded) {
+                if let Some(d) = pair(e, f, excluded, content) {
                     let cut = matches!(d, Detail::Shadowed { .. })
                         || (matches!(d, Detail::Unreadable { .. }) && e.kind == Kind::Dir);
                     if cut {
@@ -274,7 +290,7 @@ fn change(path: &[u8], detail: Detail) -> Change {
 }
 
 /// The change at one path present on both sides, if any.
-fn pair(e: &Entry, f: &Scanned, excluded: bool) -> Option<Detail> {
+fn pair(e: &Entry, f: &Scanned, excluded: bool, content: bool) -> Option<Detail> {
     match &f.state {
         State::MountPoint {
             excluded: false,
@@ -297,7 +313,7 @@ fn pair(e: &Entry, f: &Scanned, excluded: bool) -> Option<Detail> {
         State::MountPoint { excluded: true, .. } => None,
         State::Ok if excluded => None,
         State::Ok => {
-            let attributes = attributes(e, &f.entry);
+            let attributes = attributes_of(e, &f.entry, content);
             (!attributes.is_empty()).then_some(Detail::Modified { attributes })
         }
     }

@@ -162,3 +162,58 @@ fn excluded_paths_are_checked_for_type_only() {
     let changes = compare(&exp, &found(&live, &[]), &excludes);
     assert_eq!(kinds(&changes), vec![("/b".to_string(), "removed")]);
 }
+
+#[test]
+fn a_metadata_only_comparison_ignores_content_but_not_the_rest() {
+    let exp = tree();
+    let mut live = exp.clone();
+    // A metadata-only scan leaves every found digest empty...
+    for x in live.iter_mut() {
+        x.sha256 = None;
+    }
+    assert!(compare::compare_with(&exp, &found(&live, &[]), &[], false).is_empty());
+    assert_eq!(compare(&exp, &found(&live, &[]), &[]).len(), 4);
+    // ...and still sees a changed mode, size or a file that is gone.
+    live[3].mode = 0o4755;
+    live[6].size = 7;
+    live.remove(2);
+    let changes = compare::compare_with(&exp, &found(&live, &[]), &[], false);
+    assert_eq!(
+        kinds(&changes),
+        [
+            ("/a-b".to_string(), "removed"),
+            ("/a/x".to_string(), "modified"),
+            ("/b".to_string(), "modified"),
+        ]
+    );
+}
+
+/// The real walker in metadata mode opens no file: an unreadable file (mode 000, read as a
+/// user without CAP_DAC_READ_SEARCH) or one changed in content only is not drift.
+#[test]
+fn verify_root_in_metadata_mode_reads_no_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("d")).unwrap();
+    std::fs::write(root.join("d/f"), b"sealed").unwrap();
+    std::fs::write(dir.path().join("mountinfo"), b"").unwrap();
+    let m = crate::manifest::seal(&root, &[], &[], 1).unwrap();
+    std::fs::write(dir.path().join("manifest"), m.encode()).unwrap();
+    std::fs::write(root.join("d/f"), b"SEALED").unwrap();
+    let (manifest, mountinfo) = (dir.path().join("manifest"), dir.path().join("mountinfo"));
+    let req = |content| VerifyRequest {
+        root: &root,
+        manifest: &manifest,
+        pubkey: None,
+        mountinfo: &mountinfo,
+        content,
+    };
+    let r = verify_root(&req(ContentCheck::Metadata)).unwrap();
+    assert!(r.is_clean(), "{:?}", r.changes);
+    assert_eq!((r.counts.files_hashed, r.counts.bytes_hashed), (0, 0));
+    let r = verify_root(&req(ContentCheck::Hash)).unwrap();
+    assert_eq!(kinds(&r.changes), [("/d/f".to_string(), "modified")]);
+    std::fs::write(root.join("d/f"), b"longer, and so a new size").unwrap();
+    let r = verify_root(&req(ContentCheck::Metadata)).unwrap();
+    assert_eq!(kinds(&r.changes), [("/d/f".to_string(), "modified")]);
+}

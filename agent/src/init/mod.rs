@@ -72,6 +72,10 @@ impl InitPaths {
     pub fn keys(&self) -> PathBuf {
         self.etc.join("keys")
     }
+    /// The image policy, read from the verified root once it is mounted.
+    pub fn policy(&self) -> PathBuf {
+        self.sysroot.join("etc/pyre/image.json")
+    }
     pub fn modules_list(&self) -> PathBuf {
         self.etc.join("modules.load")
     }

@@ -23,6 +23,9 @@ pub struct ScanOptions<'a> {
     pub mounts: &'a [Mount],
     /// Hashing threads.
     pub threads: usize,
+    /// Read and hash every regular file (`false`: metadata only: lstat, xattrs, symlink
+    /// targets; files are not opened and their `sha256` stays `None`).
+    pub hash_content: bool,
 }
 
 /// The scanned tree, sorted by raw path bytes, plus hashing figures.
@@ -69,6 +72,7 @@ pub fn scan(root: &Path, opts: &ScanOptions) -> Result<ScanResult, ManifestError
         root_st.st_dev,
         opts.excludes.iter().map(|x| x.as_slice()).collect(),
         mounts_below(root, opts.mounts),
+        opts.hash_content,
     )
     .map_err(|e| scan_err(e.to_string()))?;
     let outcomes = walk.run(opts.threads);
@@ -148,6 +152,7 @@ pub fn seal(
             excludes: &excl,
             mounts,
             threads,
+            hash_content: true,
         },
     )?;
     let mut entries = Vec::with_capacity(found.entries.len());

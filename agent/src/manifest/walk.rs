@@ -70,6 +70,8 @@ pub struct Walk<'a> {
     pub dev0: u64,
     pub excludes: HashSet<&'a [u8]>,
     pub mounts: HashMap<Vec<u8>, Mount>,
+    /// Open and hash regular files; without it their xattrs are read by path.
+    pub hash_content: bool,
     queue: Mutex<Queue>,
     wake: Condvar,
 }
@@ -85,6 +87,7 @@ impl<'a> Walk<'a> {
         dev0: u64,
         excludes: HashSet<&'a [u8]>,
         mounts: HashMap<Vec<u8>, Mount>,
+        hash_content: bool,
     ) -> io::Result<Self> {
         let name = CString::new(root.as_os_str().as_bytes())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "root path contains NUL"))?;
@@ -93,6 +96,7 @@ impl<'a> Walk<'a> {
             dev0,
             excludes,
             mounts,
+            hash_content,
             queue: Mutex::new(Queue {
                 jobs: vec![Job::Dir {
                     parent: None,
@@ -247,7 +251,7 @@ impl<'a> Walk<'a> {
             };
         }
         let descend = entry.kind == Kind::Dir && !excluded && state == State::Ok;
-        let hash = entry.kind == Kind::File && state == State::Ok;
+        let hash = self.hash_content && entry.kind == Kind::File && state == State::Ok;
         if !descend && !hash {
             match xattr::list(&full_path(self.root, &entry.path)) {
                 Ok(x) => entry.xattrs = x,

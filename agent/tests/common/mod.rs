@@ -99,6 +99,7 @@ impl Tree {
             manifest: &self.manifest(),
             pubkey: None,
             mountinfo: Path::new(MOUNTINFO),
+            content: pyre::drift::ContentCheck::Hash,
         })
         .expect("verify_root")
     }
