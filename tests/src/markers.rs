@@ -21,6 +21,13 @@ pub const SYSTEMD_STARTED: &[&str] = &["systemd[1]:", "Welcome to "];
 /// pyre-verified.service after switch_root; the manifest digest follows.
 pub const VERIFIED: &str = "pyre: root verified: manifest sha256:";
 
+/// pyre-content.service (after switch_root) naming a file whose blocks dm-verity rejected
+/// (agent/src/init/content.rs); the file and the drift report line follow.
+pub const CONTENT_REJECTED: &str = "PYRE_ROOT_CONTENT: tampered file: ";
+/// pyre-content.service's line after reading every block of the root (agent/src/cmd/
+/// content_check.rs).
+pub const CONTENT_READ: &str = "pyre: content-read: ";
+
 /// pyre init's refusal line: `pyre init: BOOT REFUSED [<code>]: <reason>`.
 pub const REFUSED: &str = "pyre init: BOOT REFUSED [";
 

@@ -12,6 +12,7 @@ use crate::sys::errno::errno_text;
 
 pub mod boot;
 pub mod cmdline;
+pub mod content;
 pub mod dm;
 pub mod modules;
 pub mod ready;

@@ -234,7 +234,7 @@ impl BootRecord {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample() -> BootRecord {
