@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make bench: pyre verify vs AIDE check vs a parallel sha256sum pipeline on a Debian 12 root,
 # then config at boot (tests/bench/config.sh: pyre boot, pyre fetch vs afterburn).
-# BENCH=verify or BENCH=config runs one part only.
+# BENCH=verify or BENCH=config runs one part only; BENCH=boot (tests/bench/boot.sh, not part of
+# the default run: it boots QEMU guests of the baked image) measures the root check's cost in
+# the boot.
 #
 # Builds (once, cached under $OUT/bench/root) a Debian 12 bookworm minbase + systemd tree with
 # mmdebstrap, seals it with pyre, initialises an AIDE database with the same attributes (file
@@ -19,6 +21,9 @@ PYRE=${PYRE_BIN:-$PWD/target/x86_64-unknown-linux-gnu/release/pyre}
 mkdir -p "$B"
 if [ "${BENCH:-all}" = config ]; then
   exec bash tests/bench/config.sh
+fi
+if [ "${BENCH:-all}" = boot ]; then
+  exec bash tests/bench/boot.sh
 fi
 
 if [ ! -x "$PYRE" ]; then
