@@ -253,7 +253,7 @@ pub fn run(p: &ContentPaths, caps: &Caps) -> Result<Outcome, ContentError> {
             r.error
         );
     }
-    let (files, report) = locate(p, caps.verifier);
+    let (files, report) = locate(p, &read.rejected, caps.verifier);
     for f in &files {
         log::error!("{MSG_ID}: tampered file: {f}");
     }
@@ -310,9 +310,63 @@ fn action(p: &ContentPaths) -> OnFailure {
         })
 }
 
-/// Read every sealed file in full against pyre init's copy of the manifest: the drift
-/// report names the files dm-verity refuses to read (unreadable: Input/output error).
-fn locate(p: &ContentPaths, verifier: &dyn RootVerifier) -> (Vec<String>, String) {
+/// The sealed files holding the rejected bytes: by their extents (FIEMAP, no content read),
+/// each confirmed by reading it; when that finds none, by reading and hashing every sealed
+/// file against pyre init's copy of the manifest (the drift report names the files dm-verity
+/// refuses to read: unreadable, Input/output error).
+fn locate(
+    p: &ContentPaths,
+    rejected: &[Rejected],
+    verifier: &dyn RootVerifier,
+) -> (Vec<String>, String) {
+    match by_extents(p, rejected) {
+        Ok(files) if !files.is_empty() => return (files, String::new()),
+        Ok(_) => log::warn!(
+            "{MSG_ID}: no sealed file's extents hold the rejected bytes; reading every file"
+        ),
+        Err(e) => {
+            log::warn!("{MSG_ID}: mapping files to the device (FIEMAP): {e}; reading every file")
+        }
+    }
+    by_reading(p, verifier)
+}
+
+fn by_extents(p: &ContentPaths, rejected: &[Rejected]) -> io::Result<Vec<String>> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = std::fs::read(p.run_pyre.join("manifest"))?;
+    let m = crate::manifest::Manifest::decode(&bytes).map_err(io::Error::other)?;
+    let mut files = Vec::new();
+    for e in m
+        .entries
+        .iter()
+        .filter(|e| e.kind == crate::manifest::Kind::File)
+    {
+        if e.size == 0 || e.path.len() < 2 {
+            continue;
+        }
+        let path = p.root.join(std::ffi::OsStr::from_bytes(&e.path[1..]));
+        let extents = super::fiemap::extents(&path)?;
+        let Some(r) = rejected
+            .iter()
+            .find(|r| super::fiemap::overlaps(&extents, r.offset, r.len))
+        else {
+            continue;
+        };
+        let read = match std::fs::read(&path) {
+            Ok(_) => "reads back intact now".to_string(),
+            Err(e) => format!("reading it: {}", crate::sys::errno::errno_text(&e)),
+        };
+        files.push(format!(
+            "{} (holds rejected bytes {}..{} of the device; {read})",
+            crate::manifest::escape::escape(&e.path),
+            r.offset,
+            r.offset + r.len
+        ));
+    }
+    Ok(files)
+}
+
+fn by_reading(p: &ContentPaths, verifier: &dyn RootVerifier) -> (Vec<String>, String) {
     let manifest = p.run_pyre.join("manifest");
     let keys = super::boot::trusted_keys(&p.run_pyre.join("keys")).unwrap_or_default();
     let input = VerifyInput {

@@ -162,3 +162,40 @@ fn a_rejected_block_names_the_file_and_ends_the_machine_as_the_policy_says() {
         );
     }
 }
+
+/// With the manifest at hand, the rejected bytes are mapped to the file holding them through
+/// its extents (where the test's filesystem has FIEMAP), without the verifier.
+#[test]
+fn the_file_holding_a_rejected_block_is_found_by_its_extents() {
+    let (_d, mut p) = setup(Some("read"), None);
+    let tree = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+    p.root = tree.path().to_path_buf();
+    std::fs::create_dir_all(p.root.join("usr/share")).unwrap();
+    let file = p.root.join("usr/share/GPL-3");
+    std::fs::write(&file, vec![b'x'; 5 * 4096]).unwrap();
+    std::fs::write(p.root.join("usr/share/other"), vec![b'y'; 4096]).unwrap();
+    std::fs::File::open(&file).unwrap().sync_all().unwrap();
+    let Ok(extents) = crate::init::fiemap::extents(&file) else {
+        return; // no FIEMAP here (tmpfs): the fallback is tested above
+    };
+    let m = crate::manifest::seal(&p.root, &[], &[], 1).unwrap();
+    std::fs::write(p.run_pyre.join("manifest"), m.encode()).unwrap();
+    let rejected = DeviceRead {
+        bytes: 0,
+        rejected: vec![Rejected {
+            offset: extents[0].physical + 4096,
+            len: 4096,
+            error: "EIO (Input/output error)".into(),
+        }],
+    };
+    let host = RecordingHost::new();
+    let Outcome::Rejected { files, report, .. } = run_with(&p, &host, rejected) else {
+        panic!("expected a rejection")
+    };
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(
+        files[0].starts_with("/usr/share/GPL-3 (holds rejected bytes "),
+        "{files:?}"
+    );
+    assert!(report.is_empty(), "the verifier was not needed");
+}
