@@ -95,7 +95,12 @@ fn floor(image: &Image, smp: &str) -> anyhow::Result<(String, String)> {
     vm.wait_exit(scaled(MULTI_USER_DEADLINE))?;
     let text = vm.console().text();
     let after = |m: &str| -> String {
-        let mut lines = text.lines().skip_while(|l| !l.contains(m)).skip(1);
+        // The marker alone at the end of a line: the script's echo, not the kernel command
+        // line that carries the script.
+        let mut lines = text
+            .lines()
+            .skip_while(|l| !l.trim_end_matches('\r').ends_with(m))
+            .skip(1);
         lines
             .find(|l| l.contains("copied"))
             .map(|l| l.trim_end_matches('\r').to_string())
@@ -106,10 +111,11 @@ fn floor(image: &Image, smp: &str) -> anyhow::Result<(String, String)> {
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
-    if v.is_empty() {
-        return f64::NAN;
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 0 => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        n => v[n / 2],
     }
-    v[v.len() / 2]
 }
 
 fn main() -> anyhow::Result<()> {
