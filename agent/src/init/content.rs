@@ -205,16 +205,15 @@ pub fn run(p: &ContentPaths, caps: &Caps) -> Result<Outcome, ContentError> {
         path: p.record.clone(),
         reason,
     };
-    let bytes = match std::fs::read(&p.record) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Ok(Outcome::NotNeeded(
-                "no record of pyre init: pyre-verified.service verifies the live root in full"
+    let bytes =
+        match std::fs::read(&p.record) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Outcome::NotNeeded(
+                "no record from pyre init (pyre-verified.service verifies the live root in full)"
                     .into(),
-            ))
-        }
-        Err(e) => return Err(rec_err(e.to_string())),
-    };
+            )),
+            Err(e) => return Err(rec_err(e.to_string())),
+        };
     let rec = BootRecord::from_json(&bytes).map_err(|e| rec_err(e.to_string()))?;
     let mode = rec
         .root_check
