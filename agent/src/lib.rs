@@ -11,7 +11,7 @@
 //! ```text
 //! sys <- logging <- host <- {manifest, keys} <- drift <- {init, enforce}
 //! {sys, logging, host, keys} <- config <- {providers, volumes, logship}
-//! config <- enforce
+//! config <- {init, enforce}   (the image policy)
 //! {init, config, providers, volumes} <- boot   (`pyre boot` joins them)
 //! {drift, config, logship, enforce} <- daemon
 //! everything <- cmd          (the shell: nothing imports cmd)

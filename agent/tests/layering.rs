@@ -18,9 +18,12 @@ const RULE: &[(&str, &[&str])] = &[
     ("manifest", &["sys", "logging", "host"]),
     ("keys", &["sys", "logging", "host"]),
     ("drift", &["sys", "logging", "host", "manifest", "keys"]),
+    // init reads the image policy (its `root-check`) from the verified root, as enforce does.
     (
         "init",
-        &["sys", "logging", "host", "manifest", "keys", "drift"],
+        &[
+            "sys", "logging", "host", "manifest", "keys", "drift", "config",
+        ],
     ),
     (
         "enforce",

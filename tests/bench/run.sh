@@ -2,7 +2,9 @@
 # make bench: pyre verify vs AIDE check vs a parallel sha256sum pipeline on a Debian 12 root,
 # then config at boot (tests/bench/config.sh: pyre boot, pyre fetch vs afterburn), then log
 # shipping (tests/bench/logs.sh: pyre logs ship vs rsyslog's forwarder, over TCP and RELP).
-# BENCH=verify, BENCH=config or BENCH=logs runs one part only.
+# BENCH=verify, BENCH=config or BENCH=logs runs one part only; BENCH=boot (tests/bench/boot.sh,
+# not part of the default run: it boots QEMU guests of the baked image) measures the root
+# check's cost in the boot.
 #
 # Builds (once, cached under $OUT/bench/root) a Debian 12 bookworm minbase + systemd tree with
 # mmdebstrap, seals it with pyre, initialises an AIDE database with the same attributes (file
@@ -21,6 +23,7 @@ mkdir -p "$B"
 case "${BENCH:-all}" in
   config) exec bash tests/bench/config.sh ;;
   logs) exec bash tests/bench/logs.sh ;;
+  boot) exec bash tests/bench/boot.sh ;;
 esac
 
 if [ ! -x "$PYRE" ]; then

@@ -21,6 +21,13 @@ pub const SYSTEMD_STARTED: &[&str] = &["systemd[1]:", "Welcome to "];
 /// pyre-verified.service after switch_root; the manifest digest follows.
 pub const VERIFIED: &str = "pyre: root verified: manifest sha256:";
 
+/// pyre-content.service (after switch_root) naming a file whose blocks dm-verity rejected
+/// (agent/src/init/content.rs); the file and the drift report line follow.
+pub const CONTENT_REJECTED: &str = "PYRE_ROOT_CONTENT: tampered file: ";
+/// pyre-content.service's line after reading every block of the root (agent/src/cmd/
+/// content_check.rs).
+pub const CONTENT_READ: &str = "pyre: content-read: ";
+
 /// pyre init's refusal line: `pyre init: BOOT REFUSED [<code>]: <reason>`.
 pub const REFUSED: &str = "pyre init: BOOT REFUSED [";
 
@@ -120,6 +127,8 @@ pub fn stage_times(line: &str) -> Vec<(String, f64)> {
     let Some((_, stages)) = line.split_once("stages: ") else {
         return Vec::new();
     };
+    // The checks follow the stages after a `; ` (`…, total 0.90s; metadata passed in …`).
+    let stages = stages.split("; ").next().unwrap_or_default();
     stages
         .split(", ")
         .filter_map(|part| {
@@ -137,9 +146,10 @@ mod tests {
     #[test]
     fn parses_the_stage_times_of_the_verified_line() {
         let text = "[    3.1] x\r\npyre: root verified: manifest sha256:ab, 9912 entries, \
-                    226.4 MB hashed; stages: modules 0.21s, verify 12.30s, total 12.90s\r\nok";
+                    226.4 MB hashed; stages: modules 0.21s, verify 12.30s, total 12.90s; \
+                    metadata passed in initramfs 0.40s (0.0 MB)\r\nok";
         let line = line_with(text, VERIFIED).unwrap();
-        assert!(line.ends_with("total 12.90s"));
+        assert!(line.ends_with("(0.0 MB)"));
         assert_eq!(
             stage_times(line),
             [

@@ -95,6 +95,54 @@ pub fn boot_clean(builder: QemuBuilder, digest: &str) -> Result<CleanBoot, Scena
     })
 }
 
+/// A root whose content pyre-content.service rejected after switch_root.
+pub struct Rejected {
+    pub vm: Vm,
+    /// The line naming the tampered file.
+    pub line: String,
+    /// When it arrived (since QEMU start).
+    pub rejected_at: Duration,
+    pub exited: Exited,
+}
+
+/// Boot, expect pyre init to hand over (no refusal in the initramfs), pyre-content.service to
+/// name `file` as tampered, pyre-ready.target never to be reached, and the guest to power
+/// itself off (QEMU exits by itself) within the refusal deadline.
+pub fn boot_rejected_after_switch_root(
+    builder: QemuBuilder,
+    file: &str,
+) -> Result<Rejected, ScenarioError> {
+    let mut vm = builder.spawn()?;
+    let deadline = scaled(REFUSAL_DEADLINE);
+    let mut any = vec![markers::CONTENT_REJECTED, markers::REFUSED];
+    any.extend(markers::PYRE_READY);
+    let (i, rejected_at) = vm.wait_for_any(&any, deadline)?;
+    let line = vm
+        .console()
+        .complete_line(any[i], Instant::now() + Duration::from_secs(10))
+        .unwrap_or_default();
+    check(&vm, i == 0 && line.contains(file), || {
+        format!("expected pyre-content.service to name {file} as tampered; saw {line:?}")
+    })?;
+    let exited = vm.wait_exit(deadline.saturating_sub(vm.elapsed()))?;
+    check(&vm, exited.by_itself(), || {
+        format!("QEMU did not exit by itself with status 0: {exited:?}")
+    })?;
+    let text = vm.console().text();
+    let ready = present(&text, markers::PYRE_READY);
+    check(
+        &vm,
+        ready.is_empty() && !text.contains(markers::REFUSED),
+        || format!("pyre-ready.target reached or pyre init refused: {ready:?}"),
+    )?;
+    Ok(Rejected {
+        vm,
+        line,
+        rejected_at,
+        exited,
+    })
+}
+
 /// A boot pyre refused.
 pub struct Refused {
     pub vm: Vm,

@@ -1,6 +1,7 @@
 //! The boot scenarios of the baked image, under QEMU TCG, each asserting the one outcome the
 //! design gives it: pyre init's clean boot (with a data disk that takes vda and an NVMe disk
-//! beside the root) and three refusals, and two boots with an initramfs
+//! beside the root) and four refusals (a tampered root: after switch_root by the default check,
+//! in the initramfs by the forced full one), and two boots with an initramfs
 //! that is not pyre's (readiness only through pyre-verified.service's live check). They need
 //! `make image` first (`make e2e` does it) and run one machine at a time. Deadlines (see
 //! `pyre_tests::scenario`): multi-user (or the end of a plain boot) within 300 s of QEMU start;
@@ -11,12 +12,13 @@ use std::path::PathBuf;
 
 use pyre_tests::image::{pyre_bin, work_dir, Image};
 use pyre_tests::markers::{
-    line_with, CODE_DRIFT, CODE_ROOT_MOUNT, CODE_SIGNATURE, PYRE_READY, ROOT_DEVICE,
+    line_with, CODE_DRIFT, CODE_ROOT_MOUNT, CODE_SIGNATURE, CONTENT_READ, PYRE_READY, ROOT_DEVICE,
 };
 use pyre_tests::plain::{plain_cmdline, plain_initrd};
 use pyre_tests::report::record;
 use pyre_tests::scenario::{
-    boot_clean, boot_not_ready, boot_ready_live, boot_refused, scaled, Refused, SHUTDOWN_GRACE,
+    boot_clean, boot_not_ready, boot_ready_live, boot_refused, boot_rejected_after_switch_root,
+    scaled, Refused, SHUTDOWN_GRACE,
 };
 use pyre_tests::tamper::{initrd_signed_by_other_key, tamper_root, TAMPER_CANDIDATES};
 use pyre_tests::{blank_disk, Bus, QemuBuilder, VIA_POWER_BUTTON};
@@ -85,6 +87,25 @@ fn clean_boot_beside_data_disks_reaches_pyre_ready_with_a_verified_root() {
         .unwrap_or_else(|e| panic!("{e}"));
     record(scenario, "pyre-ready.target", ready_at);
     let text = boot.vm.console().text();
+    // The default root check: metadata in the initramfs (the record says so, with its time),
+    // then every block of the verity device read by pyre-content.service before readiness.
+    assert!(
+        boot.verified_line
+            .contains("; metadata passed in initramfs "),
+        "the boot record does not name the metadata check: {:?}",
+        boot.verified_line
+    );
+    let read_line = line_with(&text, CONTENT_READ).unwrap_or_default();
+    assert!(
+        read_line.contains("every block matches the root hash"),
+        "pyre-content.service did not read the root: {read_line:?}; {}",
+        boot.vm.console_context()
+    );
+    let (read_pos, ready_pos) = (text.find(CONTENT_READ), text.find(PYRE_READY[0]));
+    assert!(
+        matches!((read_pos, ready_pos), (Some(r), Some(t)) if r < t),
+        "pyre-ready.target came before the content read"
+    );
     // The premise: the data disk, not the root, is the kernel's first disk.
     let vda = format!("[vda] {DATA_SECTORS} 512-byte logical blocks");
     assert!(
@@ -120,18 +141,57 @@ fn clean_boot_beside_data_disks_reaches_pyre_ready_with_a_verified_root() {
     );
 }
 
-#[test]
-fn tampered_root_is_refused_and_powered_off() {
-    let image = image();
-    let scenario = "tampered-root";
-    let work = Work::new(scenario);
-    let t = tamper_root(&image, TAMPER_CANDIDATES, &work.0.join("rootfs.img"))
+fn tampered(scenario: &str, work: &Work) -> pyre_tests::tamper::TamperedRoot {
+    let t = tamper_root(&image(), TAMPER_CANDIDATES, &work.0.join("rootfs.img"))
         .unwrap_or_else(|e| panic!("{e}"));
     let _ = writeln_stderr(&format!(
         "{scenario}: changed byte {} of {} (image offset {}): {:#04x} -> {:#04x}",
         t.file_offset, t.file, t.offset, t.before, t.after
     ));
+    t
+}
+
+/// One byte of a file changed, the default root check: pyre init's metadata check passes (the
+/// file's metadata is intact) and hands over; pyre-content.service's read of the verity
+/// device meets the changed block (EIO), names the file, and powers the machine off before
+/// pyre-ready.target.
+#[test]
+fn tampered_root_is_refused_and_powered_off() {
+    let image = image();
+    let scenario = "tampered-root";
+    let work = Work::new(scenario);
+    let t = tampered(scenario, &work);
     let builder = QemuBuilder::new(&image, scenario).rootfs(&t.rootfs);
+    let r = boot_rejected_after_switch_root(builder, &t.file).unwrap_or_else(|e| panic!("{e}"));
+    record(scenario, "tampered file named", r.rejected_at);
+    record(scenario, "poweroff (QEMU exited)", r.exited.elapsed);
+    let text = r.vm.console().text();
+    let named = text
+        .lines()
+        .any(|l| l.contains(&t.file) && l.contains("Input/output error"));
+    assert!(
+        named && text.contains(pyre_tests::markers::KERNEL_POWER_DOWN),
+        "the drift report does not show {} as unreadable (Input/output error), or no power \
+         down; {}",
+        t.file,
+        r.vm.console_context()
+    );
+}
+
+/// The same root with the full check forced on the kernel command line (`pyre.verify=full`,
+/// as the image policy's `root-check: full` would): pyre init reads and hashes every file and
+/// refuses in the initramfs (PYRE-INIT-DRIFT), the report naming the file.
+#[test]
+fn tampered_root_with_the_full_check_is_refused_in_the_initramfs() {
+    let image = image();
+    let scenario = "tampered-root-full";
+    let work = Work::new(scenario);
+    let t = tampered(scenario, &work);
+    let mut cmdline = image.cmdline.clone();
+    cmdline.push("pyre.verify=full");
+    let builder = QemuBuilder::new(&image, scenario)
+        .rootfs(&t.rootfs)
+        .cmdline(cmdline);
     // dm-verity fails the read of the changed block (EIO); the scan records the file as
     // unreadable, which is drift (docs/boot.md): PYRE-INIT-DRIFT, with the report naming it.
     let r = boot_refused(builder, &[CODE_DRIFT]).unwrap_or_else(|e| panic!("{e}"));
@@ -213,8 +273,7 @@ fn without_pyre_init_a_drifted_root_keeps_readiness_down() {
     let image = image();
     let scenario = "plain-initramfs-drift";
     let work = Work::new(scenario);
-    let t = tamper_root(&image, TAMPER_CANDIDATES, &work.0.join("rootfs.img"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let t = tampered(scenario, &work);
     let initrd = plain_initrd(&image, &work.0).unwrap_or_else(|e| panic!("{e}"));
     let builder = QemuBuilder::new(&image, scenario)
         .initrd(initrd)

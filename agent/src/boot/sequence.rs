@@ -86,6 +86,11 @@ impl<'a> Run<'a> {
             .as_secs_f64();
         self.section.details = serde_json::Value::Object(self.details.clone());
         let path = self.paths.record("boot.json");
+        // pyre-content.service adds its check to the same file meanwhile: one writer at a time.
+        let _lock = mkdir_pyre(self.paths)
+            .and_then(|_| record::lock_dir(path.parent().unwrap_or(&path)))
+            .map_err(|e| log::warn!("locking the boot record {}: {e}", path.display()))
+            .ok();
         let existing = std::fs::read(&path).ok();
         let (bytes, replaced) = record::with_boot_section(existing.as_deref(), &self.section);
         if replaced {

@@ -136,6 +136,8 @@ mod tests {
             started_at: 2.0,
             stages: vec![],
             total_seconds: 1.0,
+            root_check: None,
+            checks: Vec::new(),
             boot: None,
         };
         std::fs::write(dir.path().join("no.json"), r.to_json()).unwrap();

@@ -11,6 +11,7 @@ use exit::{CmdError, Exit};
 pub mod boot;
 pub mod boot_report;
 pub mod config;
+pub mod content_check;
 pub mod daemon;
 pub mod diff;
 pub mod exit;
@@ -63,6 +64,10 @@ pub enum Command {
     /// Confirm this boot's root is verified (for pyre-verified.service): print the record
     /// `pyre init` left, or without one verify the live root against /etc/pyre/manifest.
     BootReport(BootReportArgs),
+    /// Read the whole dm-verity root so the kernel checks every block against the root hash
+    /// (pyre-content.service, after a `read` root check); a rejected block names the file and
+    /// applies the image policy's action (default: power off).
+    ContentCheck(ContentCheckArgs),
     /// Instance configs: validate, print the JSON Schema, sign.
     Config(config::ConfigArgs),
     /// External data volumes: find, check, format only if blank, mount.
@@ -180,6 +185,19 @@ pub struct BootReportArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ContentCheckArgs {
+    /// The record written by `pyre init` (its `root-check` says whether to read).
+    #[arg(long, default_value = "/run/pyre/boot.json")]
+    pub record: PathBuf,
+    /// The dm-verity device of the root.
+    #[arg(long, default_value = "/dev/mapper/pyre-root")]
+    pub device: PathBuf,
+    /// Reader threads (default: one per core).
+    #[arg(long)]
+    pub readers: Option<usize>,
+}
+
+#[derive(Debug, Args)]
 pub struct VolumesArgs {
     #[command(subcommand)]
     pub command: VolumesCommand,
@@ -219,6 +237,7 @@ pub fn run(command: Command) -> Result<Exit, CmdError> {
         Command::Diff(a) => diff::run(a),
         Command::Init(a) => init::run(a),
         Command::BootReport(a) => boot_report::run(a),
+        Command::ContentCheck(a) => content_check::run(a),
         Command::Config(a) => Ok(config::run(a)?),
         Command::Volumes(a) => Ok(volumes::run(a)?),
         Command::Fetch(a) => Ok(fetch::run(a)?),

@@ -82,6 +82,47 @@ pub enum OnFailure {
     Debug,
 }
 
+/// How `pyre init` checks a dm-verity root before switch_root (image policy `root-check`,
+/// kernel command line `pyre.verify=`, which wins). docs/boot.md has the trade-offs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RootCheck {
+    /// Before switch_root: the tree's metadata against the signed manifest (no file content
+    /// read: dm-verity authenticates every block against the pinned root hash). After it, in
+    /// parallel with the rest of the boot: the whole verity device read so that dm-verity
+    /// checks every block; pyre-ready.target waits for it, and a rejected block powers off.
+    #[default]
+    Read,
+    /// Before switch_root: every file read and hashed against the manifest.
+    Full,
+    /// The metadata check only: content is checked by dm-verity only as it is read. For
+    /// measuring the boot, never in production.
+    Metadata,
+}
+
+impl RootCheck {
+    pub const ALL: [RootCheck; 3] = [RootCheck::Read, RootCheck::Full, RootCheck::Metadata];
+
+    /// The word of `pyre.verify=` and of the policy.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RootCheck::Read => "read",
+            RootCheck::Full => "full",
+            RootCheck::Metadata => "metadata",
+        }
+    }
+}
+
+impl std::str::FromStr for RootCheck {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        RootCheck::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or(())
+    }
+}
+
 /// The image policy. A missing file means every default below.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -112,6 +153,9 @@ pub struct Policy {
     /// Where the boot record is POSTed (success or failure reason) before the failure action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_url: Option<String>,
+    /// How `pyre init` checks the root (overridden by `pyre.verify=`).
+    #[serde(default)]
+    pub root_check: RootCheck,
 }
 
 fn default_deadline() -> Duration {
@@ -129,6 +173,7 @@ impl Default for Policy {
             allow_http: false,
             on_failure: OnFailure::Poweroff,
             report_url: None,
+            root_check: RootCheck::Read,
         }
     }
 }

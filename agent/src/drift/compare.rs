@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::manifest::escape::escape;
-use crate::manifest::{Entry, Kind, Scanned, State};
+use crate::manifest::{Entry, Kind, Scanned, State, Unhashed};
 use crate::sys::hex::to_hex;
 
 /// One difference between the sealed and the found tree.
@@ -316,7 +316,10 @@ fn pair(e: &Entry, f: &Scanned, excluded: bool) -> Option<Detail> {
         State::Ok if excluded => None,
         State::Ok => {
             let mut attributes = attributes(e, &f.entry);
-            if let Some(why) = &f.skipped {
+            if f.skipped == Some(Unhashed::NotRead) {
+                // A metadata-only check: the content is checked elsewhere (dm-verity).
+                attributes.retain(|a| a.attribute != "content");
+            } else if let Some(why) = &f.skipped {
                 for a in attributes.iter_mut().filter(|a| a.attribute == "content") {
                     a.skipped = Some(why.to_string());
                 }

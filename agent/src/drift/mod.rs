@@ -20,6 +20,20 @@ pub const REPORT_VERSION: u32 = 1;
 /// Default of [`VerifyRequest::hash_cap`]: 64 MiB.
 pub const DEFAULT_HASH_CAP: u64 = 64 << 20;
 
+/// How `verify_root` checks the content of regular files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContentCheck {
+    /// Hash regular files (bounded: see [`VerifyRequest::hash_cap`]) and compare with the
+    /// manifest.
+    #[default]
+    Hash,
+    /// Metadata only (walk, lstat, xattrs, symlink targets; sizes from lstat): no file is
+    /// opened. For a root whose every block is authenticated elsewhere (dm-verity against a
+    /// pinned root hash): the content is then checked by reading the device, not here.
+    Metadata,
+}
+
 /// What `verify_root` checks. Start from [`VerifyRequest::new`] and set what differs:
 /// `VerifyRequest { pubkey: Some(key), ..VerifyRequest::new(root, manifest) }`.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +57,8 @@ pub struct VerifyRequest<'a> {
     /// dm-verity where there is one) and after (a periodic re-verify does not push the
     /// workload's pages out of the cache with the whole root).
     pub drop_cache: bool,
+    /// Hash content (the default) or compare metadata only.
+    pub content: ContentCheck,
 }
 
 impl<'a> VerifyRequest<'a> {
@@ -56,6 +72,7 @@ impl<'a> VerifyRequest<'a> {
             mountinfo: Path::new("/proc/self/mountinfo"),
             hash_cap: DEFAULT_HASH_CAP,
             drop_cache: false,
+            content: ContentCheck::Hash,
         }
     }
 }
@@ -238,7 +255,8 @@ fn in_file(path: &Path, e: ManifestError) -> ManifestError {
 }
 
 /// Check the live tree at `req.root` against the manifest. What is read is bounded by the
-/// manifest and `req.hash_cap` (see [`VerifyRequest::hash_cap`]).
+/// manifest and `req.hash_cap` (see [`VerifyRequest::hash_cap`]); with
+/// [`ContentCheck::Metadata`] no content is read and everything but the content is compared.
 pub fn verify_root(req: &VerifyRequest) -> Result<DriftReport, VerifyError> {
     let started = SystemTime::now();
     let clock = Instant::now();
@@ -261,6 +279,7 @@ pub fn verify_root(req: &VerifyRequest) -> Result<DriftReport, VerifyError> {
             bounds: Some(manifest::Bounds {
                 sealed: &m.entries,
                 hash_cap: req.hash_cap,
+                content: req.content == ContentCheck::Hash,
             }),
             drop_cache: req.drop_cache,
         },
@@ -276,7 +295,9 @@ pub fn verify_root(req: &VerifyRequest) -> Result<DriftReport, VerifyError> {
     counts.hashes_skipped = found
         .entries
         .iter()
-        .filter(|s| matches!(&s.skipped, Some(w) if *w != Unhashed::Excluded))
+        .filter(|s| {
+            matches!(&s.skipped, Some(w) if *w != Unhashed::Excluded && *w != Unhashed::NotRead)
+        })
         .count() as u64;
     let host = nix::unistd::gethostname()
         .ok()

@@ -218,3 +218,38 @@ fn a_stored_report_it_cannot_decode_is_named_and_still_rendered() {
         "{text}"
     );
 }
+
+/// The real walker in metadata mode opens no file: a file changed in content only is not drift
+/// (dm-verity checks content), while a changed size still is; nothing is counted as skipped.
+#[test]
+fn verify_root_in_metadata_mode_reads_no_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("d")).unwrap();
+    std::fs::write(root.join("d/f"), b"sealed").unwrap();
+    std::fs::write(dir.path().join("mountinfo"), b"").unwrap();
+    let m = crate::manifest::seal(&root, &[], &[], 1).unwrap();
+    std::fs::write(dir.path().join("manifest"), m.encode()).unwrap();
+    std::fs::write(root.join("d/f"), b"SEALED").unwrap();
+    let (manifest, mountinfo) = (dir.path().join("manifest"), dir.path().join("mountinfo"));
+    let req = |content| VerifyRequest {
+        mountinfo: &mountinfo,
+        content,
+        ..VerifyRequest::new(&root, &manifest)
+    };
+    let r = verify_root(&req(ContentCheck::Metadata)).unwrap();
+    assert!(r.is_clean(), "{:?}", r.changes);
+    assert_eq!(
+        (
+            r.counts.files_hashed,
+            r.counts.bytes_hashed,
+            r.counts.hashes_skipped
+        ),
+        (0, 0, 0)
+    );
+    let r = verify_root(&req(ContentCheck::Hash)).unwrap();
+    assert_eq!(kinds(&r.changes), [("/d/f".to_string(), "modified")]);
+    std::fs::write(root.join("d/f"), b"longer, and so a new size").unwrap();
+    let r = verify_root(&req(ContentCheck::Metadata)).unwrap();
+    assert_eq!(kinds(&r.changes), [("/d/f".to_string(), "modified")]);
+}

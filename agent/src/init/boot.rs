@@ -4,9 +4,11 @@ use std::time::Duration;
 
 use super::cmdline::{self, BootParams};
 use super::dm;
-use super::record::{BootRecord, Stage, RECORD_VERSION};
-use super::verify::{RootVerifier, Verified, VerifyInput};
+use super::record::{BootRecord, Check, Stage, RECORD_VERSION};
+use super::verify::{RootVerifier, Verified, VerifyFailure, VerifyInput};
 use super::{modules, rootdev, InitError, InitPaths, DM_NAME};
+use crate::config::policy::{Policy, RootCheck};
+use crate::drift::ContentCheck;
 use crate::host::{DmReply, DmRequest, Host, MsFlags};
 use crate::sys::errno::errno_text;
 
@@ -222,11 +224,24 @@ pub(crate) fn trusted_keys(dir: &Path) -> Result<Vec<PathBuf>, InitError> {
     Ok(keys)
 }
 
+/// How the root is checked: `pyre.verify=` over the image policy's `root-check` (read from
+/// the root just mounted: every block of it is authenticated by dm-verity).
+fn root_check(p: &InitPaths, params: &BootParams) -> Result<RootCheck, InitError> {
+    if let Some(c) = params.root_check {
+        return Ok(c);
+    }
+    Policy::load(&p.policy())
+        .map(|policy| policy.root_check)
+        .map_err(|e| InitError::Verify(VerifyFailure::Other(format!("the image policy: {e}"))))
+}
+
 fn verify_root(
+    host: &dyn Host,
     p: &InitPaths,
     params: &BootParams,
     verifier: &dyn RootVerifier,
-) -> Result<(Verified, String), InitError> {
+) -> Result<((Verified, RootCheck, Check), String), InitError> {
+    let started_at = host.now();
     let manifest = p.manifest();
     let actual = crate::manifest::digest(&read(&manifest)?);
     if actual != params.manifest_digest {
@@ -237,21 +252,51 @@ fn verify_root(
         });
     }
     let keys = trusted_keys(&p.keys())?;
+    let mode = root_check(p, params)?;
     let mountinfo = p.proc.join("self/mountinfo");
     let input = VerifyInput {
         root: &p.sysroot,
         manifest: &manifest,
         keys: &keys,
         mountinfo: &mountinfo,
+        content: match mode {
+            RootCheck::Full => ContentCheck::Hash,
+            RootCheck::Read | RootCheck::Metadata => ContentCheck::Metadata,
+        },
     };
     let v = verifier.verify(&input)?;
-    let detail = format!(
-        "root verified: manifest {}, {} entries, {:.1} MB hashed",
-        v.manifest_digest,
-        v.entries,
-        v.bytes_hashed as f64 / 1e6
-    );
-    Ok((v, detail))
+    let check = Check {
+        name: if mode == RootCheck::Full {
+            "content-hash"
+        } else {
+            "metadata"
+        }
+        .into(),
+        place: "initramfs".into(),
+        started_at: started_at.as_secs_f64(),
+        seconds: host.now().saturating_sub(started_at).as_secs_f64(),
+        bytes: v.bytes_hashed,
+        outcome: "passed".into(),
+    };
+    let detail = match mode {
+        RootCheck::Full => format!(
+            "root verified: manifest {}, {} entries, {:.1} MB hashed",
+            v.manifest_digest,
+            v.entries,
+            v.bytes_hashed as f64 / 1e6
+        ),
+        RootCheck::Read => format!(
+            "root metadata verified: manifest {}, {} entries; content: read in full through \
+             dm-verity after switch_root (pyre-content.service), before pyre-ready.target",
+            v.manifest_digest, v.entries
+        ),
+        RootCheck::Metadata => format!(
+            "root metadata verified: manifest {}, {} entries; content: checked by dm-verity \
+             only as it is read (pyre.verify=metadata)",
+            v.manifest_digest, v.entries
+        ),
+    };
+    Ok(((v, mode, check), detail))
 }
 
 fn handover_err(step: &str, path: &Path, e: std::io::Error) -> InitError {
@@ -395,7 +440,8 @@ pub fn boot(
     let root = clock.stage("root-device", || root_device(host, p, &params))?;
     let node = clock.stage("verity", || verity(host, p, &params, &root))?;
     clock.stage("mount", || mount_root(host, p, &node))?;
-    let verified = clock.stage("verify", || verify_root(p, &params, verifier))?;
+    let (verified, mode, check) =
+        clock.stage("verify", || verify_root(host, p, &params, verifier))?;
     let record = BootRecord {
         version: RECORD_VERSION,
         verified: true,
@@ -407,6 +453,8 @@ pub fn boot(
         started_at: clock.start.as_secs_f64(),
         stages: clock.stages.clone(),
         total_seconds: clock.total(),
+        root_check: Some(mode.as_str().to_string()),
+        checks: vec![check],
         boot: None,
     };
     host.console(&record.summary_line());

@@ -2,7 +2,8 @@
 //!
 //! `pyre.verity.uuid=<uuid> pyre.verity.roothash=<hex> pyre.verity.salt=<hex>
 //!  pyre.verity.data-blocks=<N> pyre.verity.hash-offset=<bytes> pyre.manifest.digest=sha256:<hex>`
-//! plus the optional `pyre.debug`, `pyre.root-wait=<seconds>` and `pyre.root=/dev/<name>` (an
+//! plus the optional `pyre.debug`, `pyre.verify=full|read|metadata` (how the root is checked,
+//! over the image policy's `root-check`), `pyre.root-wait=<seconds>` and `pyre.root=/dev/<name>` (an
 //! override: only that device is considered, and it must still carry the image's verity
 //! superblock; see [`super::rootdev`]). Blocks are 4096 bytes, the hash is sha256. Unknown `pyre.*` keys are an error (a typo must not silently drop a check);
 //! other words belong to the kernel or systemd and are ignored. When a key repeats, the last
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use super::dm::{VerityParams, VERITY_BLOCK};
 use super::rootdev::parse_uuid;
+use crate::config::policy::RootCheck;
 use crate::sys::cmdline::{pyre_params, words};
 
 pub const DEFAULT_ROOT_WAIT: Duration = Duration::from_secs(30);
@@ -24,6 +26,8 @@ pub struct BootParams {
     pub manifest_digest: String,
     pub root_wait: Duration,
     pub debug: bool,
+    /// `pyre.verify=`: how the root is checked (over the image policy's `root-check`).
+    pub root_check: Option<RootCheck>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -91,6 +95,7 @@ struct Raw {
     hash_offset: Option<String>,
     digest: Option<String>,
     root_wait: Option<String>,
+    verify: Option<String>,
 }
 
 /// Parse the whole contract; every error names the parameter and what is wrong with it.
@@ -111,6 +116,7 @@ pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
             "verity.hash-offset" => &mut raw.hash_offset,
             "manifest.digest" => &mut raw.digest,
             "root-wait" => &mut raw.root_wait,
+            "verify" => &mut raw.verify,
             _ => return Err(CmdlineError::Unknown(p.word)),
         };
         *slot = Some(p.value.unwrap_or_default());
@@ -206,6 +212,13 @@ pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
             }
         },
     };
+    let root_check = match raw.verify {
+        None => None,
+        Some(v) => Some(
+            v.parse::<RootCheck>()
+                .map_err(|()| invalid("pyre.verify", &v, "must be full, read or metadata"))?,
+        ),
+    };
     Ok(BootParams {
         verity: VerityParams {
             uuid,
@@ -218,6 +231,7 @@ pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
         manifest_digest: manifest_digest.to_ascii_lowercase(),
         root_wait,
         debug: debug_requested(cmdline),
+        root_check,
     })
 }
 
@@ -254,6 +268,25 @@ mod tests {
         assert_eq!(p.manifest_digest, format!("sha256:{H}"));
         assert_eq!(p.root_wait, DEFAULT_ROOT_WAIT);
         assert!(!p.debug);
+        assert_eq!(p.root_check, None, "the image policy decides");
+    }
+
+    #[test]
+    fn the_root_check_word() {
+        for (word, want) in [
+            ("pyre.verify=full", RootCheck::Full),
+            ("pyre.verify=read", RootCheck::Read),
+            ("pyre.verify=full pyre.verify=metadata", RootCheck::Metadata),
+        ] {
+            let p = parse(&format!("{} {word}", good())).unwrap();
+            assert_eq!(p.root_check, Some(want), "{word}");
+        }
+        let err = parse(&format!("{} pyre.verify=fast", good())).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "kernel command line parameter pyre.verify=\"fast\" is invalid: \
+             must be full, read or metadata"
+        );
     }
 
     #[test]

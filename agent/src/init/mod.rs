@@ -12,7 +12,9 @@ use crate::sys::errno::errno_text;
 
 pub mod boot;
 pub mod cmdline;
+pub mod content;
 pub mod dm;
+pub mod fiemap;
 pub mod modules;
 pub mod ready;
 pub mod record;
@@ -71,6 +73,10 @@ impl InitPaths {
     }
     pub fn keys(&self) -> PathBuf {
         self.etc.join("keys")
+    }
+    /// The image policy, read from the verified root once it is mounted.
+    pub fn policy(&self) -> PathBuf {
+        self.sysroot.join("etc/pyre/image.json")
     }
     pub fn modules_list(&self) -> PathBuf {
         self.etc.join("modules.load")

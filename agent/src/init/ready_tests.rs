@@ -86,6 +86,8 @@ impl Machine {
                 seconds: 1.0,
             }],
             total_seconds: 1.5,
+            root_check: None,
+            checks: Vec::new(),
             boot: None,
         };
         std::fs::create_dir_all(self.paths.record.parent().unwrap()).unwrap();

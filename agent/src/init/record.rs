@@ -15,6 +15,39 @@ pub struct Stage {
     pub seconds: f64,
 }
 
+/// One check of the root: what ran, where, when, how long, on how many bytes, with what result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Check {
+    /// `metadata` (the tree against the manifest, no content read), `content-hash` (every file
+    /// read and hashed against the manifest) or `content-read` (the whole dm-verity device
+    /// read, so that the kernel checks every block against the root hash).
+    pub name: String,
+    /// `initramfs` (pyre init, before switch_root) or the unit that ran it after switch_root.
+    #[serde(rename = "where")]
+    pub place: String,
+    /// Seconds since boot when it started.
+    pub started_at: f64,
+    pub seconds: f64,
+    /// Bytes read (and, for `content-hash`, hashed); 0 for `metadata`.
+    pub bytes: u64,
+    /// `passed` or `failed`.
+    pub outcome: String,
+}
+
+impl Check {
+    pub fn line(&self) -> String {
+        format!(
+            "{} {} in {} {:.2}s ({:.1} MB)",
+            self.name,
+            self.outcome,
+            self.place,
+            self.seconds,
+            self.bytes as f64 / 1e6
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct BootRecord {
@@ -32,6 +65,14 @@ pub struct BootRecord {
     pub stages: Vec<Stage>,
     /// Seconds from the start of `pyre init` to writing this record.
     pub total_seconds: f64,
+    /// How the root is checked (`full`, `read`, `metadata`: the image policy's `root-check`,
+    /// or `pyre.verify=`); with `read`, pyre-content.service reads the device after
+    /// switch_root and adds its check below.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_check: Option<String>,
+    /// The checks that ran, in order (pyre init's, then pyre-content.service's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<Check>,
     /// Added by `pyre boot`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot: Option<Box<BootSection>>,
@@ -85,6 +126,37 @@ impl BootSection {
             self.total_seconds
         )
     }
+}
+
+/// The record file's new bytes: `existing` (pyre init's record) with `check` appended to its
+/// `checks`, everything else kept as it was. None when `existing` is not a JSON object.
+pub fn with_check(existing: &[u8], check: &Check) -> Option<Vec<u8>> {
+    let mut obj = match serde_json::from_slice::<serde_json::Value>(existing) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => return None,
+    };
+    let value = serde_json::to_value(check).expect("a check always serializes");
+    match obj.get_mut("checks") {
+        Some(serde_json::Value::Array(list)) => list.push(value),
+        _ => {
+            obj.insert("checks".into(), serde_json::Value::Array(vec![value]));
+        }
+    }
+    let mut v = serde_json::to_vec_pretty(&obj).expect("a JSON object always serializes");
+    v.push(b'\n');
+    Some(v)
+}
+
+/// Hold an exclusive lock on the record's directory while reading and rewriting the record:
+/// `pyre boot` and pyre-content.service update it concurrently. Released when dropped.
+pub fn lock_dir(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(dir)?;
+    // SAFETY: flock on a descriptor this function owns; no memory is passed.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(f)
 }
 
 /// The record file's new bytes: `existing` (the file as `pyre init` left it, if any) with
@@ -145,8 +217,13 @@ impl BootRecord {
             .iter()
             .map(|s| format!("{} {:.2}s", s.name, s.seconds))
             .collect();
+        let checks: String = self
+            .checks
+            .iter()
+            .map(|c| format!("; {}", c.line()))
+            .collect();
         format!(
-            "pyre: {verdict}: manifest {}, {} entries, {:.1} MB hashed; stages: {}, total {:.2}s",
+            "pyre: {verdict}: manifest {}, {} entries, {:.1} MB hashed; stages: {}, total {:.2}s{checks}",
             self.manifest_digest,
             self.entries,
             self.bytes_hashed as f64 / 1e6,
@@ -157,7 +234,7 @@ impl BootRecord {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample() -> BootRecord {
@@ -181,7 +258,61 @@ mod tests {
                 },
             ],
             total_seconds: 12.9,
+            root_check: None,
+            checks: Vec::new(),
             boot: None,
+        }
+    }
+
+    #[test]
+    fn the_content_read_adds_its_check_and_keeps_the_rest() {
+        let mut r = sample();
+        r.root_check = Some("read".into());
+        r.checks.push(Check {
+            name: "metadata".into(),
+            place: "initramfs".into(),
+            started_at: 2.6,
+            seconds: 0.4,
+            bytes: 0,
+            outcome: "passed".into(),
+        });
+        let read = Check {
+            name: "content-read".into(),
+            place: "pyre-content.service".into(),
+            started_at: 5.0,
+            seconds: 6.25,
+            bytes: 178_000_000,
+            outcome: "passed".into(),
+        };
+        let (with_boot, _) = with_boot_section(Some(&r.to_json()), &boot_section());
+        let bytes = with_check(&with_boot, &read).unwrap();
+        let back = BootRecord::from_json(&bytes).unwrap();
+        assert_eq!(back.checks.len(), 2);
+        assert_eq!(back.checks[1], read);
+        assert!(back.boot.is_some(), "pyre boot's section is kept");
+        assert!(back.summary_line().ends_with(
+            "; metadata passed in initramfs 0.40s (0.0 MB); \
+             content-read passed in pyre-content.service 6.25s (178.0 MB)"
+        ));
+        assert!(with_check(b"[]", &read).is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_dir(dir.path()).unwrap();
+        drop(held);
+        lock_dir(dir.path()).unwrap();
+    }
+
+    fn boot_section() -> BootSection {
+        BootSection {
+            started_at: 14.0,
+            stages: vec![],
+            total_seconds: 0.3,
+            outcome: "applied".into(),
+            provider: None,
+            signed_by: None,
+            message_id: None,
+            reason: None,
+            action: None,
+            details: serde_json::Value::Null,
         }
     }
 

@@ -14,6 +14,9 @@ pub struct VerifyInput<'a> {
     pub keys: &'a [PathBuf],
     /// The mount table, so mounts over the root are reported as such.
     pub mountinfo: &'a Path,
+    /// Hash every file, or compare metadata only (a dm-verity root whose content is read
+    /// after switch_root).
+    pub content: crate::drift::ContentCheck,
 }
 
 /// A clean verification.
@@ -42,8 +45,9 @@ pub trait RootVerifier {
 }
 
 /// The production verifier: the drift library. The signature is checked with each trusted
-/// key in turn (cheap: the manifest digest only); the full tree check, which reads every file
-/// so that dm-verity sees every block, runs once, with the key that signed.
+/// key in turn (cheap: the manifest digest only); the tree check runs once, with the key that
+/// signed: in full (every file read, so that dm-verity sees every block, and hashed) or
+/// metadata only, as `input.content` says.
 pub struct DriftVerifier;
 
 impl RootVerifier for DriftVerifier {
@@ -69,6 +73,7 @@ impl RootVerifier for DriftVerifier {
         let req = drift::VerifyRequest {
             pubkey: Some(key),
             mountinfo: input.mountinfo,
+            content: input.content,
             ..drift::VerifyRequest::new(input.root, input.manifest)
         };
         let report = drift::verify_root(&req).map_err(|e| match e {
@@ -138,6 +143,7 @@ mod tests {
                 manifest: &manifest,
                 keys,
                 mountinfo: &mountinfo,
+                content: crate::drift::ContentCheck::Hash,
             })
         }
     }

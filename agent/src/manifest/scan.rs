@@ -40,6 +40,9 @@ pub struct Bounds<'a> {
     /// The sealed entries, sorted by path (as in a manifest).
     pub sealed: &'a [Entry],
     pub hash_cap: u64,
+    /// Read content at all; `false`: a metadata-only check (lstat, xattrs, symlink targets):
+    /// no regular file is opened, each is marked [`Unhashed::NotRead`].
+    pub content: bool,
 }
 
 /// The scanned tree, sorted by raw path bytes, plus hashing figures.
@@ -89,6 +92,7 @@ pub fn scan(root: &Path, opts: &ScanOptions) -> Result<ScanResult, ManifestError
     )
     .map_err(|e| scan_err(e.to_string()))?;
     walk.sealed = opts.bounds.map(|b| b.sealed);
+    walk.read_content = opts.bounds.is_none_or(|b| b.content);
     walk.drop_cache = opts.drop_cache;
     let outcomes = walk.run(opts.threads);
     let total = 1 + outcomes.iter().map(|o| o.found.len()).sum::<usize>();

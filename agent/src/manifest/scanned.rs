@@ -38,6 +38,9 @@ pub enum Unhashed {
     ChangedWhileRead { listed: u64, now: u64 },
     /// An excluded path: checked for existence and type only.
     Excluded,
+    /// A metadata-only check: no content is read (a dm-verity root, whose content is checked by
+    /// reading the device after switch_root).
+    NotRead,
 }
 
 impl std::fmt::Display for Unhashed {
@@ -56,6 +59,7 @@ impl std::fmt::Display for Unhashed {
                 "changed while read ({listed} bytes when listed, {now} after reading)"
             ),
             Unhashed::Excluded => f.write_str("excluded path"),
+            Unhashed::NotRead => f.write_str("metadata-only check: content not read"),
         }
     }
 }

@@ -116,6 +116,8 @@ pub struct Walk<'a> {
     pub sealed: Option<&'a [Entry]>,
     /// Drop each hashed file's pages from the page cache before and after reading it.
     pub drop_cache: bool,
+    /// Read regular files at all (`false`: a metadata-only check, nothing is opened).
+    pub read_content: bool,
     queue: Mutex<Queue>,
     wake: Condvar,
 }
@@ -141,6 +143,7 @@ impl<'a> Walk<'a> {
             mounts,
             sealed: None,
             drop_cache: false,
+            read_content: true,
             queue: Mutex::new(Queue {
                 jobs: vec![Job::Dir {
                     parent: None,
@@ -367,6 +370,9 @@ impl<'a> Walk<'a> {
         };
         if excluded {
             return Plan::Skip(Unhashed::Excluded);
+        }
+        if !self.read_content {
+            return Plan::Skip(Unhashed::NotRead);
         }
         match sealed.binary_search_by(|s| s.path.as_slice().cmp(&e.path)) {
             Ok(i) if sealed[i].kind == Kind::File && sealed[i].size == e.size => Plan::Hash,

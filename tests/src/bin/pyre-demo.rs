@@ -2,7 +2,7 @@
 //! data disk, and watch pyre verify the root, apply the config, format the disk and ship the
 //! guest's journal and kernel log to rsyslog receivers on the host; boot a replacement instance
 //! with the same disk and watch the data survive; then boot a copy of the root with one byte
-//! changed and watch pyre refuse it and power the machine off.
+//! changed and watch pyre name the file and power the machine off.
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -13,9 +13,9 @@ use pyre_tests::disk;
 use pyre_tests::guestlogs::{sequence, Expected, GuestLogs, BOOT_LINES};
 use pyre_tests::image::{work_dir, Image};
 use pyre_tests::instance::{boot_configured, config_metadata, guest_check, Configured};
-use pyre_tests::markers::{line_with, stage_times, CODE_DRIFT, VERIFIED, VOLUME_FORMATTED_ID};
+use pyre_tests::markers::{line_with, stage_times, VERIFIED, VOLUME_FORMATTED_ID};
 use pyre_tests::metadata::MetadataServer;
-use pyre_tests::scenario::boot_refused;
+use pyre_tests::scenario::boot_rejected_after_switch_root;
 use pyre_tests::tamper::{tamper_root, TAMPER_CANDIDATES};
 use pyre_tests::QemuBuilder;
 
@@ -316,18 +316,20 @@ fn run() -> anyhow::Result<()> {
         &format!(
             "A copy of rootfs.img now has one byte changed: byte {} of {}\n\
              ({:#04x} became {:#04x}, at offset {} of the image). Nothing else differs.\n\
-             What you will see: the same start, then dm-verity refusing the changed block when\n\
-             pyre reads that file, pyre printing `BOOT REFUSED` with the reason and the drift\n\
-             report, and the machine powering itself off. systemd never starts.",
+             What you will see: the same start (pyre init checks the metadata, which is intact,\n\
+             and hands over), then pyre-content.service reading the root through dm-verity,\n\
+             the kernel refusing the changed block, pyre naming the file (PYRE_ROOT_CONTENT)\n\
+             with the drift report, and the machine powering itself off before\n\
+             pyre-ready.target.",
             t.file_offset, t.file, t.before, t.after, t.offset
         ),
     );
     let builder = QemuBuilder::new(&image, "demo-tampered")
         .echo(true)
         .rootfs(&t.rootfs);
-    let refused = boot_refused(builder, &[CODE_DRIFT])?;
-    let reason = refused.reason.clone();
-    let (refused_at, gone_at) = (refused.refused_at, refused.exited.elapsed);
+    let refused = boot_rejected_after_switch_root(builder, &t.file)?;
+    let reason = refused.line.clone();
+    let (refused_at, gone_at) = (refused.rejected_at, refused.exited.elapsed);
     drop(refused);
     drop(server);
     let _ = std::fs::remove_dir_all(&work);

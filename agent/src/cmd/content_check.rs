@@ -1,0 +1,45 @@
+//! `pyre content-check`: pyre-content.service's read of the whole dm-verity root after
+//! switch_root (pyre-ready.target requires it). See [`crate::init::content`].
+use super::exit::{CmdError, Exit};
+use super::ContentCheckArgs;
+use crate::host::RealHost;
+use crate::init::content::{self, Caps, ContentPaths, Outcome};
+use crate::init::verify::DriftVerifier;
+
+pub fn run(args: ContentCheckArgs) -> Result<Exit, CmdError> {
+    let paths = ContentPaths {
+        record: args.record,
+        device: args.device,
+        ..ContentPaths::standard()
+    };
+    let readers = args
+        .readers
+        .unwrap_or_else(crate::manifest::default_threads);
+    let read = move |p: &std::path::Path| content::read_device(p, readers);
+    let caps = Caps {
+        clock: &RealHost,
+        lifecycle: &RealHost,
+        verifier: &DriftVerifier,
+        read: &read,
+    };
+    let outcome = content::run(&paths, &caps).map_err(|e| {
+        CmdError::Failed(anyhow::Error::new(e).context("could not read the root through dm-verity"))
+    })?;
+    match outcome {
+        Outcome::NotNeeded(why) => {
+            println!("pyre: content-read not needed: {why}");
+            Ok(Exit::Clean)
+        }
+        Outcome::Passed(c) => {
+            println!(
+                "pyre: content-read: {:.1} MB of {} read in {:.2}s ({readers} readers): every \
+                 block matches the root hash",
+                c.bytes as f64 / 1e6,
+                paths.device.display(),
+                c.seconds
+            );
+            Ok(Exit::Clean)
+        }
+        Outcome::Rejected { .. } => Ok(Exit::Drift),
+    }
+}

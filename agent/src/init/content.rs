@@ -1,0 +1,419 @@
+//! The content half of a `read` root check (docs/boot.md, "The content read"): after
+//! switch_root, `pyre content-check` (pyre-content.service, which pyre-ready.target requires)
+//! reads the whole dm-verity device in large direct reads, so the kernel checks every data
+//! block against the root hash pinned on the command line, while the rest of the boot runs.
+//! pyre init already compared the tree's metadata with the signed manifest; the erofs image is
+//! what was sealed, so a device whose every block matches the root hash is a root whose every
+//! file matches the manifest. A rejected block (EIO) is a tampered root: the files holding it
+//! are found by reading every sealed file (the drift report names them), the check goes into
+//! the boot record, and the image policy's `on-failure` action ends the machine.
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::record::{self, BootRecord, Check};
+use super::verify::{RootVerifier, VerifyFailure, VerifyInput};
+use crate::config::policy::{OnFailure, Policy, RootCheck};
+use crate::drift::ContentCheck;
+use crate::host::{Clock, Lifecycle, Shutdown};
+
+/// Bytes per read: large, so the emulated disk and dm-verity see few, long requests.
+pub const CHUNK: usize = 4 << 20;
+/// The unit the failing part of a chunk is read again in, to say which blocks were rejected.
+pub const BLOCK: usize = 4096;
+/// Rejected ranges kept (and printed) at most.
+pub const MAX_REJECTED: usize = 64;
+/// Where this check runs, as the boot record names it.
+pub const PLACE: &str = "pyre-content.service";
+
+/// A byte range of the device that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub offset: u64,
+    pub len: u64,
+    pub error: String,
+}
+
+/// What reading the device gave.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceRead {
+    pub bytes: u64,
+    pub rejected: Vec<Rejected>,
+}
+
+/// A buffer aligned for O_DIRECT.
+fn aligned(len: usize) -> (Vec<u8>, usize) {
+    let buf = vec![0u8; len + BLOCK];
+    let start = buf.as_ptr().align_offset(BLOCK);
+    (buf, start)
+}
+
+/// Read `len` bytes at `offset`; a failure is read again block by block to name the
+/// rejected blocks, the rest of the chunk still counted.
+fn read_chunk(f: &File, offset: u64, len: usize, buf: &mut [u8], out: &mut DeviceRead) {
+    let mut done = 0;
+    while done < len {
+        match f.read_at(&mut buf[done..len], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    out.bytes += done as u64;
+    let mut at = done;
+    while at < len {
+        let n = BLOCK.min(len - at);
+        match f.read_at(&mut buf[..n], offset + at as u64) {
+            Ok(0) => break,
+            Ok(k) => out.bytes += k as u64,
+            Err(e) => {
+                let off = offset + at as u64;
+                let room = out.rejected.len() < MAX_REJECTED;
+                match out.rejected.last_mut() {
+                    Some(r) if r.offset + r.len == off => r.len += n as u64,
+                    _ if room => out.rejected.push(Rejected {
+                        offset: off,
+                        len: n as u64,
+                        error: crate::sys::errno::errno_text(&e),
+                    }),
+                    _ => {}
+                }
+            }
+        }
+        at += n;
+    }
+}
+
+/// Read the whole device at `path` with `readers` threads, each taking every `readers`-th
+/// chunk (direct I/O where the file allows it, so nothing is served from a cache).
+pub fn read_device(path: &Path, readers: usize) -> io::Result<DeviceRead> {
+    let open = |direct: bool| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(if direct { libc::O_DIRECT } else { 0 })
+            .open(path)
+    };
+    let f = match open(true) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => open(false)?,
+        r => r?,
+    };
+    let size = std::io::Seek::seek(&mut &f, io::SeekFrom::End(0))?;
+    let chunks = size.div_ceil(CHUNK as u64);
+    let readers = readers.max(1) as u64;
+    let parts: Vec<DeviceRead> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..readers)
+            .map(|r| {
+                let f = &f;
+                s.spawn(move || {
+                    let (mut buf, start) = aligned(CHUNK);
+                    let buf = &mut buf[start..start + CHUNK];
+                    let mut out = DeviceRead::default();
+                    let mut c = r;
+                    while c < chunks {
+                        let offset = c * CHUNK as u64;
+                        let len = (size - offset).min(CHUNK as u64) as usize;
+                        read_chunk(f, offset, len, buf, &mut out);
+                        c += readers;
+                    }
+                    out
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut all = DeviceRead::default();
+    for p in parts {
+        all.bytes += p.bytes;
+        all.rejected.extend(p.rejected);
+    }
+    all.rejected.sort_by_key(|r| r.offset);
+    all.rejected.truncate(MAX_REJECTED);
+    Ok(all)
+}
+
+/// Every path the content check uses; [`ContentPaths::standard`] is the real layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentPaths {
+    /// pyre init's record, to which the check is added.
+    pub record: PathBuf,
+    /// The dm-verity device of the root.
+    pub device: PathBuf,
+    /// The live root, and pyre init's copies of the manifest, its signature and keys.
+    pub root: PathBuf,
+    pub run_pyre: PathBuf,
+    pub mountinfo: PathBuf,
+    pub policy: PathBuf,
+    pub cmdline: PathBuf,
+}
+
+impl ContentPaths {
+    pub fn standard() -> ContentPaths {
+        ContentPaths {
+            record: "/run/pyre/boot.json".into(),
+            device: PathBuf::from("/dev/mapper").join(super::DM_NAME),
+            root: "/".into(),
+            run_pyre: "/run/pyre".into(),
+            mountinfo: "/proc/self/mountinfo".into(),
+            policy: crate::config::policy::DEFAULT_PATH.into(),
+            cmdline: "/proc/cmdline".into(),
+        }
+    }
+}
+
+/// How the check ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Nothing to read here: no record of pyre init (pyre-verified.service checks the live
+    /// root in full), or pyre init's check already covered the content (or was told not to).
+    NotNeeded(String),
+    /// Every block of the device matched the root hash.
+    Passed(Check),
+    /// dm-verity rejected blocks: `files` are the sealed files holding them (the drift
+    /// report's text in `report`); `action` was taken.
+    Rejected {
+        check: Check,
+        files: Vec<String>,
+        report: String,
+        action: OnFailure,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContentError {
+    #[error("boot record {path}: {reason}")]
+    Record { path: PathBuf, reason: String },
+    #[error("reading the root device {path}: {reason}")]
+    Device { path: PathBuf, reason: String },
+}
+
+/// What the injected side effects are: the clock, ending the machine, reading the device.
+pub struct Caps<'a> {
+    pub clock: &'a dyn Clock,
+    pub lifecycle: &'a dyn Lifecycle,
+    pub verifier: &'a dyn RootVerifier,
+    pub read: &'a dyn Fn(&Path) -> io::Result<DeviceRead>,
+}
+
+/// The whole check: decide, read, judge, record, act.
+pub fn run(p: &ContentPaths, caps: &Caps) -> Result<Outcome, ContentError> {
+    let rec_err = |reason: String| ContentError::Record {
+        path: p.record.clone(),
+        reason,
+    };
+    let bytes =
+        match std::fs::read(&p.record) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Outcome::NotNeeded(
+                "no record from pyre init (pyre-verified.service verifies the live root in full)"
+                    .into(),
+            )),
+            Err(e) => return Err(rec_err(e.to_string())),
+        };
+    let rec = BootRecord::from_json(&bytes).map_err(|e| rec_err(e.to_string()))?;
+    let mode = rec
+        .root_check
+        .as_deref()
+        .unwrap_or(RootCheck::Full.as_str());
+    if mode != RootCheck::Read.as_str() {
+        return Ok(Outcome::NotNeeded(format!(
+            "pyre init's root check was `{mode}`: no content read after switch_root"
+        )));
+    }
+    let t0 = caps.clock.now();
+    let read = (caps.read)(&p.device).map_err(|e| ContentError::Device {
+        path: p.device.clone(),
+        reason: crate::sys::errno::errno_text(&e),
+    })?;
+    let mut check = Check {
+        name: "content-read".into(),
+        place: PLACE.into(),
+        started_at: t0.as_secs_f64(),
+        seconds: caps.clock.now().saturating_sub(t0).as_secs_f64(),
+        bytes: read.bytes,
+        outcome: "passed".into(),
+    };
+    if read.rejected.is_empty() {
+        add_check(p, &check);
+        return Ok(Outcome::Passed(check));
+    }
+    check.outcome = "failed".into();
+    for r in &read.rejected {
+        log::error!(
+            "{}: dm-verity rejected bytes {}..{} of {} ({}): the root does not match its root hash",
+            MSG_ID,
+            r.offset,
+            r.offset + r.len,
+            p.device.display(),
+            r.error
+        );
+    }
+    let (files, report) = locate(p, &read.rejected, caps.verifier);
+    for f in &files {
+        log::error!("{MSG_ID}: tampered file: {f}");
+    }
+    add_check(p, &check);
+    let action = action(p);
+    log::error!(
+        "{MSG_ID}: the root's content does not match the signed image; \
+         pyre-ready.target will not be reached; {}",
+        consequence(action)
+    );
+    let how = match action {
+        OnFailure::Poweroff => Some(Shutdown::PowerOff),
+        OnFailure::Reboot => Some(Shutdown::Reboot),
+        OnFailure::Halt => Some(Shutdown::Halt),
+        OnFailure::Debug => None,
+    };
+    if let Some(how) = how {
+        if let Err(e) = caps.lifecycle.shut_down(how) {
+            log::error!("{MSG_ID}: {} failed: {e}", how.verb());
+        }
+    }
+    Ok(Outcome::Rejected {
+        check,
+        files,
+        report,
+        action,
+    })
+}
+
+/// The stable message id of a rejected root content.
+pub const MSG_ID: &str = "PYRE_ROOT_CONTENT";
+
+fn consequence(a: OnFailure) -> &'static str {
+    match a {
+        OnFailure::Poweroff => "powering off",
+        OnFailure::Reboot => "rebooting",
+        OnFailure::Halt => "halting (the console stays readable)",
+        OnFailure::Debug => "staying up (pyre.debug or image policy on-failure: debug)",
+    }
+}
+
+/// `pyre.debug` keeps the machine up, as it does in pyre init; otherwise the image policy
+/// decides (an unreadable policy: the default, power off).
+fn action(p: &ContentPaths) -> OnFailure {
+    let cmdline = std::fs::read_to_string(&p.cmdline).unwrap_or_default();
+    if super::cmdline::debug_requested(&cmdline) {
+        return OnFailure::Debug;
+    }
+    Policy::load(&p.policy)
+        .map(|x| x.on_failure)
+        .unwrap_or_else(|e| {
+            log::error!("{MSG_ID}: {e}; taking the default action");
+            OnFailure::Poweroff
+        })
+}
+
+/// The sealed files holding the rejected bytes: by their extents (FIEMAP, no content read),
+/// each confirmed by reading it; when that finds none, by reading and hashing every sealed
+/// file against pyre init's copy of the manifest (the drift report names the files dm-verity
+/// refuses to read: unreadable, Input/output error).
+fn locate(
+    p: &ContentPaths,
+    rejected: &[Rejected],
+    verifier: &dyn RootVerifier,
+) -> (Vec<String>, String) {
+    match by_extents(p, rejected) {
+        Ok(files) if !files.is_empty() => return (files, String::new()),
+        Ok(_) => log::warn!(
+            "{MSG_ID}: no sealed file's extents hold the rejected bytes; reading every file"
+        ),
+        Err(e) => {
+            log::warn!("{MSG_ID}: mapping files to the device (FIEMAP): {e}; reading every file")
+        }
+    }
+    by_reading(p, verifier)
+}
+
+fn by_extents(p: &ContentPaths, rejected: &[Rejected]) -> io::Result<Vec<String>> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = std::fs::read(p.run_pyre.join("manifest"))?;
+    let m = crate::manifest::Manifest::decode(&bytes).map_err(io::Error::other)?;
+    let mut files = Vec::new();
+    for e in m
+        .entries
+        .iter()
+        .filter(|e| e.kind == crate::manifest::Kind::File)
+    {
+        if e.size == 0 || e.path.len() < 2 {
+            continue;
+        }
+        let path = p.root.join(std::ffi::OsStr::from_bytes(&e.path[1..]));
+        let extents = super::fiemap::extents(&path)?;
+        let Some(r) = rejected
+            .iter()
+            .find(|r| super::fiemap::overlaps(&extents, r.offset, r.len))
+        else {
+            continue;
+        };
+        let read = match std::fs::read(&path) {
+            Ok(_) => "reads back intact now".to_string(),
+            Err(e) => format!("reading it: {}", crate::sys::errno::errno_text(&e)),
+        };
+        files.push(format!(
+            "{} (holds rejected bytes {}..{} of the device; {read})",
+            crate::manifest::escape::escape(&e.path),
+            r.offset,
+            r.offset + r.len
+        ));
+    }
+    Ok(files)
+}
+
+fn by_reading(p: &ContentPaths, verifier: &dyn RootVerifier) -> (Vec<String>, String) {
+    let manifest = p.run_pyre.join("manifest");
+    let keys = super::boot::trusted_keys(&p.run_pyre.join("keys")).unwrap_or_default();
+    let input = VerifyInput {
+        root: &p.root,
+        manifest: &manifest,
+        keys: &keys,
+        mountinfo: &p.mountinfo,
+        content: ContentCheck::Hash,
+    };
+    match verifier.verify(&input) {
+        Err(VerifyFailure::Drift { report, .. }) => {
+            for line in report.lines().take(super::MAX_REPORT_LINES) {
+                log::error!("{line}");
+            }
+            let files = report
+                .lines()
+                .filter(|l| l.contains("Input/output error"))
+                .map(|l| l.trim().to_string())
+                .collect();
+            (files, report)
+        }
+        Err(e) => {
+            log::error!("{MSG_ID}: finding the tampered files: {e}");
+            (Vec::new(), String::new())
+        }
+        Ok(_) => {
+            log::error!("{MSG_ID}: every sealed file reads back intact: the rejected blocks hold no file's content");
+            (Vec::new(), String::new())
+        }
+    }
+}
+
+/// Add the check to the record (under the record directory's lock, as `pyre boot` writes it
+/// too); a failure is logged, the check's verdict stands.
+fn add_check(p: &ContentPaths, check: &Check) {
+    let dir = p.record.parent().unwrap_or(Path::new("/"));
+    let result = record::lock_dir(dir).and_then(|_lock| {
+        let existing = std::fs::read(&p.record)?;
+        let bytes = record::with_check(&existing, check)
+            .ok_or_else(|| io::Error::other("not a JSON object"))?;
+        let opts = crate::sys::atomic::Options::replace_with_mode(0o644);
+        crate::sys::atomic::write(&p.record, &bytes, opts)
+    });
+    if let Err(e) = result {
+        log::error!("adding the content check to {}: {e}", p.record.display());
+    }
+}
+
+#[cfg(test)]
+#[path = "content_tests.rs"]
+mod tests;

@@ -1,0 +1,201 @@
+use super::*;
+use crate::host::recording::{Op, RecordingHost};
+use crate::init::record::tests::sample;
+use crate::init::verify::Verified;
+
+/// A verifier that answers with a drift report naming one unreadable file.
+struct Drifted;
+
+impl RootVerifier for Drifted {
+    fn verify(&self, input: &VerifyInput) -> Result<Verified, VerifyFailure> {
+        assert_eq!(
+            input.content,
+            ContentCheck::Hash,
+            "the files are read in full"
+        );
+        Err(VerifyFailure::Drift {
+            changes: 1,
+            report: "drift: 1 change\n  unreadable (1)\n    /usr/share/common-licenses/GPL-3: \
+                     reading content: Input/output error (os error 5)\n"
+                .into(),
+        })
+    }
+}
+
+fn setup(root_check: Option<&str>, policy: Option<&str>) -> (tempfile::TempDir, ContentPaths) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let p = ContentPaths {
+        record: d.join("run/pyre/boot.json"),
+        device: d.join("dev"),
+        root: d.join("root"),
+        run_pyre: d.join("run/pyre"),
+        mountinfo: d.join("mountinfo"),
+        policy: d.join("image.json"),
+        cmdline: d.join("cmdline"),
+    };
+    std::fs::create_dir_all(&p.run_pyre).unwrap();
+    let mut r = sample();
+    r.root_check = root_check.map(str::to_string);
+    std::fs::write(&p.record, r.to_json()).unwrap();
+    std::fs::write(&p.cmdline, "ro quiet\n").unwrap();
+    if let Some(policy) = policy {
+        std::fs::write(&p.policy, policy).unwrap();
+    }
+    (dir, p)
+}
+
+fn run_with(p: &ContentPaths, host: &RecordingHost, read: DeviceRead) -> Outcome {
+    let reader = move |_: &Path| Ok(read.clone());
+    let caps = Caps {
+        clock: host,
+        lifecycle: host,
+        verifier: &Drifted,
+        read: &reader,
+    };
+    run(p, &caps).unwrap()
+}
+
+#[test]
+fn reads_a_device_in_chunks_across_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("device");
+    let size = 2 * CHUNK + 3 * BLOCK;
+    std::fs::write(&path, vec![7u8; size]).unwrap();
+    for readers in [1, 2, 3] {
+        let r = read_device(&path, readers).unwrap();
+        assert_eq!(r.bytes, size as u64, "{readers} readers");
+        assert!(r.rejected.is_empty());
+    }
+    let err = read_device(&dir.path().join("absent"), 2).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::NotFound);
+}
+
+#[test]
+fn a_clean_read_is_recorded_and_nothing_else_happens() {
+    let (_d, p) = setup(Some("read"), None);
+    let host = RecordingHost::new();
+    let read = DeviceRead {
+        bytes: 178_000_000,
+        rejected: vec![],
+    };
+    let Outcome::Passed(check) = run_with(&p, &host, read) else {
+        panic!("expected a pass")
+    };
+    assert_eq!(
+        (check.name.as_str(), check.bytes),
+        ("content-read", 178_000_000)
+    );
+    let rec = BootRecord::from_json(&std::fs::read(&p.record).unwrap()).unwrap();
+    assert_eq!(rec.checks.last(), Some(&check));
+    assert!(host.ops().is_empty(), "{:?}", host.ops());
+}
+
+#[test]
+fn nothing_to_read_after_a_full_check_or_without_pyre_init() {
+    for mode in [Some("full"), Some("metadata"), None] {
+        let (_d, p) = setup(mode, None);
+        let host = RecordingHost::new();
+        let out = run_with(&p, &host, DeviceRead::default());
+        assert!(matches!(out, Outcome::NotNeeded(_)), "{mode:?}: {out:?}");
+    }
+    let (_d, p) = setup(Some("read"), None);
+    std::fs::remove_file(&p.record).unwrap();
+    let host = RecordingHost::new();
+    let out = run_with(&p, &host, DeviceRead::default());
+    assert!(matches!(out, Outcome::NotNeeded(_)), "{out:?}");
+    std::fs::write(&p.record, b"{").unwrap();
+    let caps = Caps {
+        clock: &host,
+        lifecycle: &host,
+        verifier: &Drifted,
+        read: &|_: &Path| Ok(DeviceRead::default()),
+    };
+    assert!(run(&p, &caps).is_err(), "a broken record fails closed");
+}
+
+#[test]
+fn a_rejected_block_names_the_file_and_ends_the_machine_as_the_policy_says() {
+    let rejected = DeviceRead {
+        bytes: 100,
+        rejected: vec![Rejected {
+            offset: 4096,
+            len: 4096,
+            error: "EIO (Input/output error)".into(),
+        }],
+    };
+    let halt = r#"{"version": 1, "on-failure": "halt"}"#;
+    let cases = [
+        (None, "ro", Some(Shutdown::PowerOff), OnFailure::Poweroff),
+        (Some(halt), "ro", Some(Shutdown::Halt), OnFailure::Halt),
+        (None, "ro pyre.debug", None, OnFailure::Debug),
+        (
+            Some("{"),
+            "ro",
+            Some(Shutdown::PowerOff),
+            OnFailure::Poweroff,
+        ),
+    ];
+    for (policy, cmdline, how, want) in cases {
+        let (_d, p) = setup(Some("read"), policy);
+        std::fs::write(&p.cmdline, cmdline).unwrap();
+        let host = RecordingHost::new();
+        let Outcome::Rejected {
+            check,
+            files,
+            action,
+            ..
+        } = run_with(&p, &host, rejected.clone())
+        else {
+            panic!("expected a rejection")
+        };
+        assert_eq!(action, want, "{policy:?} {cmdline}");
+        assert_eq!(check.outcome, "failed");
+        assert_eq!(files.len(), 1);
+        assert!(files[0].starts_with("/usr/share/common-licenses/GPL-3:"));
+        let shut: Vec<Op> = how.map(Op::ShutDown).into_iter().collect();
+        assert_eq!(host.ops(), shut, "{policy:?} {cmdline}");
+        let rec = BootRecord::from_json(&std::fs::read(&p.record).unwrap()).unwrap();
+        assert_eq!(
+            rec.checks.last().map(|c| c.outcome.as_str()),
+            Some("failed")
+        );
+    }
+}
+
+/// With the manifest at hand, the rejected bytes are mapped to the file holding them through
+/// its extents (where the test's filesystem has FIEMAP), without the verifier.
+#[test]
+fn the_file_holding_a_rejected_block_is_found_by_its_extents() {
+    let (_d, mut p) = setup(Some("read"), None);
+    let tree = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+    p.root = tree.path().to_path_buf();
+    std::fs::create_dir_all(p.root.join("usr/share")).unwrap();
+    let file = p.root.join("usr/share/GPL-3");
+    std::fs::write(&file, vec![b'x'; 5 * 4096]).unwrap();
+    std::fs::write(p.root.join("usr/share/other"), vec![b'y'; 4096]).unwrap();
+    std::fs::File::open(&file).unwrap().sync_all().unwrap();
+    let Ok(extents) = crate::init::fiemap::extents(&file) else {
+        return; // no FIEMAP here (tmpfs): the fallback is tested above
+    };
+    let m = crate::manifest::seal(&p.root, &[], &[], 1).unwrap();
+    std::fs::write(p.run_pyre.join("manifest"), m.encode()).unwrap();
+    let rejected = DeviceRead {
+        bytes: 0,
+        rejected: vec![Rejected {
+            offset: extents[0].physical + 4096,
+            len: 4096,
+            error: "EIO (Input/output error)".into(),
+        }],
+    };
+    let host = RecordingHost::new();
+    let Outcome::Rejected { files, report, .. } = run_with(&p, &host, rejected) else {
+        panic!("expected a rejection")
+    };
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(
+        files[0].starts_with("/usr/share/GPL-3 (holds rejected bytes "),
+        "{files:?}"
+    );
+    assert!(report.is_empty(), "the verifier was not needed");
+}
