@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: pyre verify vs AIDE check vs a parallel sha256sum pipeline on a Debian 12 root,
-# then config at boot (tests/bench/config.sh: pyre boot, pyre fetch vs afterburn).
-# BENCH=verify or BENCH=config runs one part only.
+# then config at boot (tests/bench/config.sh: pyre boot, pyre fetch vs afterburn), then run-time
+# enforcement (tests/bench/enforce.sh: detection to power-off in QEMU, one daemon verification
+# cycle vs pyre verify). BENCH=verify, BENCH=config or BENCH=enforce runs one part only.
 #
 # Builds (once, cached under $OUT/bench/root) a Debian 12 bookworm minbase + systemd tree with
 # mmdebstrap, seals it with pyre, initialises an AIDE database with the same attributes (file
@@ -19,6 +20,9 @@ PYRE=${PYRE_BIN:-$PWD/target/x86_64-unknown-linux-gnu/release/pyre}
 mkdir -p "$B"
 if [ "${BENCH:-all}" = config ]; then
   exec bash tests/bench/config.sh
+fi
+if [ "${BENCH:-all}" = enforce ]; then
+  exec bash tests/bench/enforce.sh
 fi
 
 if [ ! -x "$PYRE" ]; then
@@ -99,3 +103,4 @@ awk -v p="${WALL[pyre]}" -v a="${WALL[aide]}" -v s="${WALL[sha256sum]}" -v r="${
   printf "targets: pyre >= 10x faster than aide: %s; faster than sha256sum pipeline: %s; peak RSS <= 32 MB: %s\n",
     (a >= 10 * p ? "yes" : "NO"), (p < s ? "yes" : "NO"), (r <= 32768 ? "yes" : "NO") }'
 [ "${BENCH:-all}" = verify ] || bash tests/bench/config.sh
+[ "${BENCH:-all}" = verify ] || bash tests/bench/enforce.sh
