@@ -216,9 +216,17 @@ fn a_root_changed_at_run_time_is_reported_and_the_machine_powers_off() {
     );
 }
 
-/// The verification cycles a `pyre status --format json` document counts.
+/// The entry of `check` in a `pyre status --format json` document.
+fn check_status<'a>(status: &'a Value, check: &str) -> Option<&'a Value> {
+    status["checks"]
+        .as_array()?
+        .iter()
+        .find(|c| c["check"] == check)
+}
+
+/// The full verification cycles a `pyre status --format json` document counts.
 fn verify_runs(status: &Value) -> Option<u64> {
-    status["checks"]["verify"]["runs"].as_u64()
+    check_status(status, "verify")?["runs"].as_u64()
 }
 
 /// An untouched machine runs [`CLEAN_CYCLES`] full verifications with no incident; then a bind
@@ -282,11 +290,16 @@ fn twenty_clean_cycles_then_a_bind_mount_is_reported_and_the_machine_powers_off(
         events.is_empty(),
         "security events on an untouched machine: {events:?}"
     );
-    let text = vm.console().text();
+    for c in last["checks"].as_array().into_iter().flatten() {
+        assert!(
+            c["last"]["result"] != "found" && c["failures"] == 0,
+            "check {} on an untouched machine: {c:#}",
+            c["check"]
+        );
+    }
     assert!(
-        !text.contains("incident "),
-        "an incident on an untouched machine; {}",
-        vm.console_context()
+        check_status(&last, "mounts").is_some_and(|c| c["runs"].as_u64() > Some(0)),
+        "the mount check never ran: {last:#}"
     );
 
     trigger.fire().unwrap();
