@@ -48,9 +48,12 @@ const CYCLE_BOUND: Duration = Duration::from_secs(60);
 /// From the end of the grace to QEMU gone: systemd's orderly power-off (the daemon's own
 /// fallback to reboot(2) comes later, at its 90 s stop bound).
 const POWEROFF_BOUND: Duration = Duration::from_secs(45);
-/// From the change on the host to QEMU gone: at most one interval (plus jitter) until the
-/// next verification starts, one verification, the grace, the power-off.
-const TAMPER_BOUND: Duration = Duration::from_secs(2 * TAMPER_INTERVAL + 60 + GRACE + 45);
+/// From the change on the host to QEMU gone: a verification under way when the byte changed
+/// may have read that file already, so at worst it ends, then an interval (plus its jitter,
+/// at most the interval again), the next verification, the grace and the power-off.
+const TAMPER_BOUND: Duration = Duration::from_secs(
+    2 * CYCLE_BOUND.as_secs() + 2 * TAMPER_INTERVAL + GRACE + POWEROFF_BOUND.as_secs(),
+);
 /// From the bind mount to its report at the collector (the mount check runs every few seconds).
 const MOUNT_DETECT_BOUND: Duration = Duration::from_secs(20);
 /// Clean full verifications before the mount is placed.
