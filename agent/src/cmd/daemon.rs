@@ -1,6 +1,7 @@
 //! `pyre daemon`: the shell of pyre.service. Reads the applied config, gathers the identity,
-//! starts the daemon (`crate::daemon`), notifies systemd, and on SIGTERM/SIGINT drains within
-//! `--stop-deadline` before exiting (0: drained; 1: records still pending at the deadline).
+//! starts the daemon (`crate::daemon`: log shipping, then the enforcement checks), notifies
+//! systemd, and on SIGTERM/SIGINT stops the checks and drains within `--stop-deadline` before
+//! exiting (0: drained; 1: records still pending at the deadline).
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -10,9 +11,11 @@ use anyhow::Context;
 use clap::Args;
 
 use super::exit::Exit;
+use crate::daemon::enforce::{self as enf, EnforcePaths};
 use crate::daemon::identity::{self, IdentityPaths};
 use crate::daemon::notify::{self, Notifier};
 use crate::daemon::{self as d, Daemon};
+use crate::enforce::LogResponder;
 use crate::logship::clock::SystemClock;
 use crate::logship::source::SourcePaths;
 use crate::logship::PipelineOptions;
@@ -46,7 +49,26 @@ pub struct DaemonArgs {
     pub journalctl: PathBuf,
     #[arg(long, default_value = "/dev/kmsg", hide = true)]
     pub kmsg: PathBuf,
+    /// Where the full re-verification reads the root filesystem. pyre.service passes
+    /// /run/pyre/root, a non-recursive read-only bind of / that the unit's own mounts
+    /// (ProtectHome=, ProtectKernelModules=) do not cover.
+    #[arg(long, default_value = "/")]
+    pub verify_root: PathBuf,
+    /// The live root (sealed unit files and /etc/fstab for the mounts check; block mapping).
+    #[arg(long, default_value = "/", hide = true)]
+    pub root: PathBuf,
+    /// The image's manifest, signature and keys.
+    #[arg(long, default_value = "/etc/pyre", hide = true)]
+    pub pyre_etc: PathBuf,
+    /// The host's mount table (PID 1's namespace).
+    #[arg(long, default_value = "/proc/1/mountinfo", hide = true)]
+    pub mountinfo: PathBuf,
+    #[arg(long, default_value = "/sys", hide = true)]
+    pub sys: PathBuf,
 }
+
+/// How long a stop waits for a check in progress (a full verification) before draining.
+const CHECKS_STOP_WAIT: Duration = Duration::from_secs(2);
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -86,7 +108,7 @@ pub fn run(a: DaemonArgs) -> anyhow::Result<Exit> {
     let identity = identity::gather(hostname, &paths).context("failed to gather the identity")?;
     let sources = SourcePaths {
         journalctl: a.journalctl,
-        kmsg: a.kmsg,
+        kmsg: a.kmsg.clone(),
     };
     let daemon = Daemon::start(
         &logs,
@@ -96,6 +118,26 @@ pub fn run(a: DaemonArgs) -> anyhow::Result<Exit> {
         &PipelineOptions::default(),
         Arc::new(SystemClock::new()),
     )?;
+    // merge: the full Responder (respond/) replaces the log-only one here.
+    let respond = Arc::new(LogResponder {
+        reports: a.run.join("reports"),
+    });
+    let checks = enf::start(
+        config.as_ref(),
+        &a.config,
+        &EnforcePaths {
+            root: a.root,
+            verify_root: a.verify_root,
+            etc: a.pyre_etc,
+            mountinfo: a.mountinfo,
+            sys: a.sys,
+            ..EnforcePaths::standard(&a.run, &a.kmsg)
+        },
+        &identity,
+        daemon.handles().to_vec(),
+        respond,
+    )
+    .context("failed to start the enforcement checks")?;
     let summary = daemon.summary();
     log::info!("pyre daemon: {summary}");
     if let Err(e) = notifier.notify(&format!("READY=1\nSTATUS={summary}")) {
@@ -103,6 +145,7 @@ pub fn run(a: DaemonArgs) -> anyhow::Result<Exit> {
     }
     daemon.run_until(&STOP, &notifier, notify::watchdog_from_env());
     let _ = notifier.notify("STOPPING=1\nSTATUS=draining logs");
+    checks.stop(CHECKS_STOP_WAIT);
     log::info!(
         "pyre daemon: stopping, draining logs (at most {:?})",
         a.stop_deadline

@@ -1,7 +1,8 @@
-//! `pyre daemon`: the long-running service of a booted instance (`pyre.service`). Today it
-//! ships logs (one [`Pipeline`] per source and sink of the applied config's `logs` section),
-//! serves drain requests on STATE_DIR/control.sock, tells systemd it is ready and alive
-//! ([`notify`]), and drains before it stops; the enforcement checks join it later.
+//! `pyre daemon`: the long-running service of a booted instance (`pyre.service`). It ships
+//! logs (one [`Pipeline`] per source and sink of the applied config's `logs` section), serves
+//! drain requests on STATE_DIR/control.sock, runs the enforcement checks on the live root and
+//! publishes its state for `pyre status` ([`enforce`], [`publish`]), tells systemd it is ready
+//! and alive ([`notify`]), and drains before it stops.
 //!
 //! Nothing to ship (no applied config, no `logs` section, or no sinks) is not an error: the
 //! daemon then runs idle. A pipeline that cannot be opened is logged and left out; the others
@@ -20,8 +21,10 @@ use crate::logship::source::SourcePaths;
 use crate::logship::spec::{redact, SpecError};
 use crate::logship::{Identity, LogsSpec, Pipeline, PipelineHandle, PipelineOptions};
 
+pub mod enforce;
 pub mod identity;
 pub mod notify;
+pub mod publish;
 
 use notify::Notifier;
 

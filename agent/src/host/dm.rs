@@ -40,6 +40,9 @@ pub struct DmTargetSpec {
 pub const DM_NAME_LEN: usize = 128;
 pub const DM_UUID_LEN: usize = 129;
 pub const DM_MAX_TYPE_NAME: usize = 16;
+/// Name of pyre's dm-verity root device (`/dev/mapper/pyre-root`), set up by `pyre init` and
+/// checked at run time by `pyre daemon`.
+pub const VERITY_ROOT_NAME: &str = "pyre-root";
 /// Interface version we speak; the kernel accepts any request with major 4.
 pub const DM_VERSION: [u32; 3] = [4, 0, 0];
 pub const DM_READONLY_FLAG: u32 = 1 << 0;
@@ -56,6 +59,7 @@ pub enum DmCmd {
     DevRemove = 4,
     DevSuspend = 6,
     TableLoad = 9,
+    TableStatus = 12,
 }
 
 impl DmCmd {
@@ -77,6 +81,7 @@ impl DmCmd {
             Self::DevRemove,
             Self::DevSuspend,
             Self::TableLoad,
+            Self::TableStatus,
         ]
         .into_iter()
         .find(|c| c.request() == request)
@@ -117,6 +122,9 @@ pub enum DmRequest {
     },
     /// DM_DEV_SUSPEND without the suspend flag: make the loaded table live.
     Resume { name: String },
+    /// DM_TABLE_STATUS (info, not the table): the live table's status line of `name`; for a
+    /// verity target `V` (verified so far) or `C` (corruption seen). Needs CAP_SYS_ADMIN.
+    Status { name: String },
 }
 
 impl DmRequest {
@@ -126,6 +134,7 @@ impl DmRequest {
             DmRequest::Create { .. } => DmCmd::DevCreate,
             DmRequest::LoadTable { .. } => DmCmd::TableLoad,
             DmRequest::Resume { .. } => DmCmd::DevSuspend,
+            DmRequest::Status { .. } => DmCmd::TableStatus,
         }
     }
 
@@ -133,7 +142,9 @@ impl DmRequest {
     pub fn encode(&self) -> Result<Vec<u8>, DmError> {
         match self {
             DmRequest::Version => encode("", 0, None),
-            DmRequest::Create { name } | DmRequest::Resume { name } => encode(name, 0, None),
+            DmRequest::Create { name }
+            | DmRequest::Resume { name }
+            | DmRequest::Status { name } => encode(name, 0, None),
             DmRequest::LoadTable {
                 name,
                 read_only,
@@ -147,10 +158,12 @@ impl DmRequest {
 }
 
 /// What pyre reads from a reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DmReply {
     /// The device's dev_t (huge_encode_dev form), set by DM_DEV_CREATE.
     pub dev: u64,
+    /// The first target's type and status line, set by DM_TABLE_STATUS (e.g. `verity`, `V`).
+    pub status: Option<(String, String)>,
 }
 
 impl DmReply {
@@ -324,6 +337,7 @@ mod tests {
         assert_eq!(DmCmd::DevCreate.request(), 0xc138_fd03);
         assert_eq!(DmCmd::DevSuspend.request(), 0xc138_fd06);
         assert_eq!(DmCmd::TableLoad.request(), 0xc138_fd09);
+        assert_eq!(DmCmd::TableStatus.request(), 0xc138_fd0c);
         assert_eq!(DmCmd::from_request(0xc138_fd09), Some(DmCmd::TableLoad));
         assert_eq!(DmCmd::from_request(0x1234), None);
     }
@@ -403,8 +417,14 @@ mod tests {
             ),
             (load, DmCmd::TableLoad, "pyre-root", DM_READONLY_FLAG),
             (
-                DmRequest::Resume { name },
+                DmRequest::Resume { name: name.clone() },
                 DmCmd::DevSuspend,
+                "pyre-root",
+                0,
+            ),
+            (
+                DmRequest::Status { name },
+                DmCmd::TableStatus,
                 "pyre-root",
                 0,
             ),
@@ -419,7 +439,8 @@ mod tests {
         assert_eq!(bad.encode(), Err(DmError::BadName("a/b".into())));
         assert_eq!(
             DmReply {
-                dev: (254 << 8) | 3
+                dev: (254 << 8) | 3,
+                status: None,
             }
             .major_minor(),
             (254, 3)

@@ -57,7 +57,14 @@ impl Devices for RealHost {
         let mut buf = request.encode().map_err(invalid)?;
         dm_ioctl(control, request.cmd().request(), &mut buf)?;
         let reply = dm::decode(&buf).map_err(invalid)?;
-        Ok(DmReply { dev: reply.dev })
+        let status = match request {
+            DmRequest::Status { .. } => reply.target.map(|t| (t.target_type, t.params)),
+            _ => None,
+        };
+        Ok(DmReply {
+            dev: reply.dev,
+            status,
+        })
     }
 }
 

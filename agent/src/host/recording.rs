@@ -61,6 +61,8 @@ struct State {
     present: HashSet<PathBuf>,
     appearing: Vec<(PathBuf, Duration)>,
     rules: Vec<FailRule>,
+    /// The target type and status line of DM_TABLE_STATUS replies.
+    dm_status: Option<(String, String)>,
 }
 
 /// A host for tests: records every call in order, keeps a fake clock that `sleep` advances,
@@ -96,6 +98,10 @@ impl RecordingHost {
     /// The dev_t device-mapper replies carry from now on.
     pub fn set_dm_dev(&self, dev: u64) {
         self.dm_dev.store(dev, Ordering::Relaxed);
+    }
+    /// The `(target type, status line)` DM_TABLE_STATUS replies carry from now on.
+    pub fn set_dm_status(&self, target_type: &str, status: &str) {
+        self.state().dm_status = Some((target_type.into(), status.into()));
     }
     /// `exists(path)` is true from now on.
     pub fn add_path(&self, path: impl Into<PathBuf>) {
@@ -188,8 +194,13 @@ impl Devices for RecordingHost {
         request
             .encode()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let status = match request {
+            DmRequest::Status { .. } => self.state().dm_status.clone(),
+            _ => None,
+        };
         Ok(DmReply {
             dev: self.dm_dev.load(Ordering::Relaxed),
+            status,
         })
     }
 }

@@ -27,7 +27,7 @@ mod rootdev_tests;
 pub use boot::boot;
 
 /// Name of the device-mapper device and of its node under /dev/mapper.
-pub const DM_NAME: &str = "pyre-root";
+pub const DM_NAME: &str = crate::host::dm::VERITY_ROOT_NAME;
 /// Most drift report lines printed on the (slow, serial) console.
 pub const MAX_REPORT_LINES: usize = 200;
 

@@ -7,6 +7,20 @@ pub struct Mount {
     pub mount_point: Vec<u8>,
     pub fstype: String,
     pub source: String,
+    /// `major:minor` of the filesystem's device (field 3).
+    pub dev: String,
+    /// Per-mount options (field 6), e.g. `ro,relatime`.
+    pub mount_options: String,
+    /// Per-superblock options (the last field), e.g. `ro,user_xattr`.
+    pub super_options: String,
+}
+
+impl Mount {
+    /// Whether this mount is read-only: the mount itself or its superblock.
+    pub fn read_only(&self) -> bool {
+        let has_ro = |opts: &str| opts.split(',').any(|o| o == "ro");
+        has_ro(&self.mount_options) || has_ro(&self.super_options)
+    }
 }
 
 /// Parse mountinfo text; lines that do not have the documented shape are skipped.
@@ -18,10 +32,14 @@ pub fn parse(text: &[u8]) -> Vec<Mount> {
             if sep < 6 || fields.len() < sep + 3 {
                 return None;
             }
+            let text = |f: &[u8]| String::from_utf8_lossy(f).into_owned();
             Some(Mount {
                 mount_point: unoctal(fields[4]),
-                fstype: String::from_utf8_lossy(fields[sep + 1]).into_owned(),
-                source: String::from_utf8_lossy(fields[sep + 2]).into_owned(),
+                fstype: text(fields[sep + 1]),
+                source: text(fields[sep + 2]),
+                dev: text(fields[2]),
+                mount_options: text(fields[5]),
+                super_options: fields.get(sep + 3).map_or_else(String::new, |f| text(f)),
             })
         })
         .collect()
@@ -63,5 +81,15 @@ mod tests {
         assert_eq!(m[0].source, "/dev/root");
         assert_eq!(m[1].mount_point, b"/proc");
         assert_eq!(m[1].fstype, "proc");
+        assert_eq!(
+            (m[0].dev.as_str(), m[0].mount_options.as_str()),
+            ("98:0", "rw,noatime")
+        );
+        assert_eq!(m[0].super_options, "rw");
+        assert!(!m[0].read_only());
+        let ro = parse(b"1 0 254:0 / / ro,relatime - erofs /dev/mapper/pyre-root ro,user_xattr\n");
+        assert!(ro[0].read_only());
+        let sb_ro = parse(b"1 0 8:1 / / rw - ext4 /dev/sda1 ro\n");
+        assert!(sb_ro[0].read_only());
     }
 }
