@@ -35,10 +35,12 @@ impl log::Log for StderrLogger {
 /// signature failure.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MsgId {
-    /// `pyre verify` found drift.
+    /// `pyre verify` found drift; `pyre daemon` found drift at run time (its incident report).
     Drift,
     /// A manifest signature was missing, malformed, made by another key or did not match.
     Signature,
+    /// `pyre daemon` retired the instance at its maximum age (`lifetime.max-age`): not drift.
+    Rotation,
 }
 
 impl MsgId {
@@ -46,6 +48,7 @@ impl MsgId {
         match self {
             MsgId::Drift => "PYRE_DRIFT",
             MsgId::Signature => "PYRE_SIGNATURE",
+            MsgId::Rotation => "PYRE_ROTATION",
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod init;
 pub mod keygen;
 pub mod logs;
 mod output;
+pub mod report;
 pub mod seal;
 pub mod sign;
 pub mod status;
@@ -35,7 +36,7 @@ pub mod volumes;
                   is given, I/O errors); fetch and boot: 3 no config (boot: where required), 4 \
                   config source not reached by the deadline, 5 answer or config refused; boot: 6 \
                   config not applied (volume, file, hostname); status: 1 a check found drift, 2 nothing \
-                  published. See docs/exit-codes.md."
+                  published; report: 0 rendered, 2 not a report. See docs/exit-codes.md."
 )]
 pub struct Cli {
     /// More log output (-v debug, -vv trace).
@@ -79,6 +80,9 @@ pub enum Command {
     /// Show what the daemon last published (/run/pyre/status.json): each check's last run and
     /// next one, the root's mount and verity state, config source, log sinks, lifetime, host.
     Status(status::StatusArgs),
+    /// Render a stored incident report (or a `verify --format json` drift report) for people
+    /// (text), machines (json) or a SIEM (ocsf: an OCSF Detection Finding).
+    Report(report::ReportArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -214,6 +218,7 @@ pub fn run(command: Command) -> Result<Exit, CmdError> {
         Command::Boot(a) => Ok(boot::run(a)?),
         Command::Daemon(a) => Ok(daemon::run(a)?),
         Command::Status(a) => Ok(status::run(a)?),
+        Command::Report(a) => report::run(a),
     }
 }
 

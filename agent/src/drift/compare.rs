@@ -1,8 +1,9 @@
 //! Merge-compare expected entries (a manifest) with found entries (a scan or another
 //! manifest), both sorted by raw path bytes, into the change list of a drift report.
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::manifest::escape::escape;
@@ -10,7 +11,7 @@ use crate::manifest::{Entry, Kind, Scanned, State};
 use crate::sys::hex::to_hex;
 
 /// One difference between the sealed and the found tree.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Change {
     /// The path relative to the root, escaped as in the manifest.
     pub path: String,
@@ -19,7 +20,7 @@ pub struct Change {
 }
 
 /// What kind of difference, with its evidence. Serialised with `"kind"` as the tag.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Detail {
     Added {
@@ -64,19 +65,21 @@ impl Detail {
 }
 
 /// One attribute that differs, with the sealed and the found value.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AttrChange {
-    /// content, mode, uid, gid, size, target, xattrs, rdev or hardlink.
-    pub attribute: &'static str,
+    /// content, mode, uid, gid, size, target, xattrs, rdev or hardlink (owned when read back
+    /// from a stored report).
+    pub attribute: Cow<'static, str>,
     pub expected: Value,
     pub actual: Value,
 }
 
 /// An entry as shown in reports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EntryView {
+    /// The manifest's type name (`file`, `dir`, `symlink`, …).
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    pub kind: Cow<'static, str>,
     pub mode: String,
     pub uid: u32,
     pub gid: u32,
@@ -90,14 +93,14 @@ pub struct EntryView {
     pub rdev: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hardlink: Option<String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub xattrs: BTreeMap<String, String>,
 }
 
 impl From<&Entry> for EntryView {
     fn from(e: &Entry) -> Self {
         EntryView {
-            kind: e.kind.as_str(),
+            kind: e.kind.as_str().into(),
             mode: format!("{:04o}", e.mode),
             uid: e.uid,
             gid: e.gid,
@@ -119,10 +122,10 @@ impl From<&Entry> for EntryView {
 /// attributes that differ, so comparing an unchanged tree allocates nothing.
 pub fn attributes(exp: &Entry, act: &Entry) -> Vec<AttrChange> {
     let mut out = Vec::new();
-    let mut add = |attribute, differs: bool, show: &dyn Fn(&Entry) -> Value| {
+    let mut add = |attribute: &'static str, differs: bool, show: &dyn Fn(&Entry) -> Value| {
         if differs {
             out.push(AttrChange {
-                attribute,
+                attribute: attribute.into(),
                 expected: show(exp),
                 actual: show(act),
             });
@@ -153,7 +156,7 @@ pub fn attributes(exp: &Entry, act: &Entry) -> Vec<AttrChange> {
     if exp.xattrs != act.xattrs {
         let (e, a) = xattr_diff(&exp.xattrs, &act.xattrs);
         out.push(AttrChange {
-            attribute: "xattrs",
+            attribute: "xattrs".into(),
             expected: e,
             actual: a,
         });

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::keys::{self, KeyError};
 use crate::manifest::{self, escape::escape, Manifest, ManifestError, Scanned, State};
@@ -50,14 +50,14 @@ pub enum VerifyError {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     Clean,
     Drift,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SignatureStatus {
     /// Checked against the given public key and valid.
@@ -66,8 +66,9 @@ pub enum SignatureStatus {
     NotChecked,
 }
 
-/// Figures of one check.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// Figures of one check (a count missing from a stored report reads as 0).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Counts {
     /// Entries in the manifest.
     pub entries: u64,
@@ -83,8 +84,9 @@ pub struct Counts {
     pub unreadable: u64,
 }
 
-/// The result of checking a tree against its manifest.
-#[derive(Debug, Clone, Serialize)]
+/// The result of checking a tree against its manifest. Read back with [`DriftReport::from_json`]
+/// (fields this version does not know are ignored: the contract only ever adds fields).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DriftReport {
     pub report_version: u32,
     pub verdict: Verdict,
@@ -96,6 +98,7 @@ pub struct DriftReport {
     pub signature: SignatureStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_key: Option<String>,
+    #[serde(default)]
     pub excludes: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
@@ -112,10 +115,32 @@ impl DriftReport {
         self.verdict == Verdict::Clean
     }
 
+    /// Parse a stored report (`pyre verify --format json`); the error names where it is wrong
+    /// (`at changes[2].kind: unknown variant …`).
+    pub fn from_json(bytes: &[u8]) -> Result<DriftReport, String> {
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        serde_path_to_error::deserialize(de).map_err(|e| format!("at {}: {}", e.path(), e.inner()))
+    }
+
+    /// The same from a JSON value (e.g. the `drift` member of an incident report).
+    pub fn from_value(v: &serde_json::Value) -> Result<DriftReport, String> {
+        serde_path_to_error::deserialize(v).map_err(|e| format!("at {}: {}", e.path(), e.inner()))
+    }
+
     /// The report for people: a summary line, then changes grouped by kind.
     pub fn render_text(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         render::report(self, out)
     }
+}
+
+/// The text rendering of a stored drift report that [`DriftReport::from_value`] refused
+/// (`why`, e.g. a newer version's change kind): the same layout, details shown as JSON.
+pub fn render_text_value(
+    report: &serde_json::Value,
+    why: &str,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    render::report_value(report, why, out)
 }
 
 /// The kernel boot id from `path` (normally `/proc/sys/kernel/random/boot_id`), if readable.

@@ -83,6 +83,48 @@ pub fn diff(r: &DiffReport, out: &mut dyn Write) -> io::Result<()> {
     changes(&r.changes, out)
 }
 
+/// A stored drift report this version could not decode (`why`): the same summary line and
+/// grouping from its JSON, each change's fields shown as JSON. Groups of kinds this version does
+/// not know come last, in order of appearance.
+pub fn report_value(v: &Value, why: &str, out: &mut dyn Write) -> io::Result<()> {
+    let field = |k: &str| v.get(k).map_or_else(|| "?".to_string(), value);
+    let empty = Vec::new();
+    let all = v.get("changes").and_then(Value::as_array).unwrap_or(&empty);
+    let kind_of = |c: &Value| c.get("kind").map_or_else(|| "?".to_string(), value);
+    writeln!(
+        out,
+        "{}: {} differs from {}: {} changes (not fully read by pyre {}: {why})",
+        field("verdict").to_uppercase(),
+        field("root"),
+        field("manifest_digest"),
+        all.len(),
+        env!("CARGO_PKG_VERSION")
+    )?;
+    let mut kinds: Vec<String> = ORDER.iter().map(|k| k.to_string()).collect();
+    for c in all {
+        let k = kind_of(c);
+        if !kinds.contains(&k) {
+            kinds.push(k);
+        }
+    }
+    for kind in kinds {
+        let group: Vec<&Value> = all.iter().filter(|c| kind_of(c) == kind).collect();
+        if group.is_empty() {
+            continue;
+        }
+        writeln!(out, "{kind} ({}):", group.len())?;
+        for c in group {
+            let mut rest = c.as_object().cloned().unwrap_or_default();
+            let path = rest
+                .remove("path")
+                .map_or_else(|| "?".to_string(), |p| value(&p));
+            rest.remove("kind");
+            writeln!(out, "  {path}  {}", Value::Object(rest))?;
+        }
+    }
+    Ok(())
+}
+
 fn changes(all: &[Change], out: &mut dyn Write) -> io::Result<()> {
     for kind in ORDER {
         let group: Vec<&Change> = all.iter().filter(|c| c.detail.kind() == kind).collect();

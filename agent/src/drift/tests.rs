@@ -162,3 +162,58 @@ fn excluded_paths_are_checked_for_type_only() {
     let changes = compare(&exp, &found(&live, &[]), &excludes);
     assert_eq!(kinds(&changes), vec![("/b".to_string(), "removed")]);
 }
+
+const STORED: &[u8] = include_bytes!("../../tests/fixtures/report/drift.json");
+
+#[test]
+fn a_stored_report_reads_back_to_the_same_json() {
+    let r = DriftReport::from_json(STORED).unwrap();
+    assert_eq!(r.changes.len(), 5);
+    let again = serde_json::to_value(&r).unwrap();
+    let orig: serde_json::Value = serde_json::from_slice(STORED).unwrap();
+    assert_eq!(again, orig);
+    let mut text = Vec::new();
+    r.render_text(&mut text).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert!(
+        text.starts_with("DRIFT: / differs from sha256:3fe0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("shadowed (1):\n  /opt/app  mount of tmpfs (tmpfs) hides 12"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_stored_report_it_cannot_decode_is_named_and_still_rendered() {
+    let mut v: serde_json::Value = serde_json::from_slice(STORED).unwrap();
+    v["changes"][2]["kind"] = "moved".into();
+    let err = DriftReport::from_value(&v).unwrap_err();
+    assert!(err.starts_with("at changes[2]"), "{err}");
+    assert!(err.contains("unknown variant `moved`"), "{err}");
+    let mut text = Vec::new();
+    crate::drift::render_text_value(&v, &err, &mut text).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("DRIFT: / differs from sha256:3fe0"),
+        "{text}"
+    );
+    assert!(
+        lines[0].contains("5 changes (not fully read by pyre"),
+        "{text}"
+    );
+    assert_eq!(lines[1], "modified (2):", "{text}");
+    assert!(
+        lines[2].starts_with("  /usr/bin/ls  {\"attributes\":[{"),
+        "{text}"
+    );
+    assert_eq!(&lines[4..6], ["removed (1):", "  /etc/passwd  {\"expected\":{\"gid\":0,\"mode\":\"0644\",\"sha256\":\"sha256:037d604c1c026b9f815eaeda9bad221290c9f6354587d3ca87f54c4b7466fad4\",\"size\":26,\"type\":\"file\",\"uid\":0}}"], "{text}");
+    assert_eq!(lines[lines.len() - 2], "moved (1):", "{text}");
+    assert_eq!(
+        lines[lines.len() - 1],
+        "  /opt/app  {\"fstype\":\"tmpfs\",\"hidden_entries\":12,\"source\":\"tmpfs\"}",
+        "{text}"
+    );
+}

@@ -3,6 +3,9 @@
 //! when one of them fires: an [`report::Incident`] is written, shipped, posted, acknowledged
 //! (bounded by the grace) and the configured action is taken.
 //!
+//! `respond` is what happens after a check fired (persist, ship, post, wait, act) and
+//! `lifetime` says when the instance has lived long enough.
+//!
 //! `report` is the contract every part shares: the incident report's JSON (docs/drift-report.md,
 //! "Incident reports"), built by the checks, rendered by `pyre report`, read by `pyre status`.
 //! [`checks`] are the checks, [`schedule`] runs them, [`incident`] builds the report,
@@ -15,8 +18,11 @@ use crate::sys::atomic;
 
 pub mod checks;
 pub mod incident;
+pub mod lifetime;
 pub mod priority;
+pub mod render;
 pub mod report;
+pub mod respond;
 pub mod schedule;
 pub mod status;
 

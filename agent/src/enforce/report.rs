@@ -168,7 +168,76 @@ impl HostFacts {
     }
 }
 
+impl Check {
+    /// The name used in the JSON (`mounts`, `verity`, `verify`, `lifetime`, `carried`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Check::Mounts => "mounts",
+            Check::Verity => "verity",
+            Check::Verify => "verify",
+            Check::Lifetime => "lifetime",
+            Check::Carried => "carried",
+        }
+    }
+}
+
+impl Action {
+    /// The name used in the JSON (`report`, `poweroff`, `reboot`, `none`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Report => "report",
+            Action::Poweroff => "poweroff",
+            Action::Reboot => "reboot",
+            Action::None => "none",
+        }
+    }
+}
+
+impl Finding {
+    /// The `kind` tag (`mount`, `root`, `verity-corruption`, `max-age`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Finding::Mount { .. } => "mount",
+            Finding::Root { .. } => "root",
+            Finding::VerityCorruption { .. } => "verity-corruption",
+            Finding::MaxAge { .. } => "max-age",
+        }
+    }
+}
+
 impl Incident {
+    /// A phoenix rotation rather than drift: the lifetime check, or (carried over) only a
+    /// max-age finding and no drift.
+    pub fn is_rotation(&self) -> bool {
+        self.event.check == Check::Lifetime
+            || (self.drift.is_none()
+                && !self.findings.is_empty()
+                && self
+                    .findings
+                    .iter()
+                    .all(|f| matches!(f, Finding::MaxAge { .. })))
+    }
+
+    /// A title for people and SIEMs, from the check.
+    pub fn title(&self) -> &'static str {
+        match self.event.check {
+            Check::Mounts => "Sealed root mounts changed",
+            Check::Verity => "dm-verity corruption on the sealed root",
+            Check::Verify => "Sealed root drifted",
+            Check::Lifetime => "Maximum age reached (phoenix rotation)",
+            Check::Carried if self.is_rotation() => {
+                "Rotation report carried over from an earlier instance"
+            }
+            Check::Carried => "Drift report carried over from an earlier instance",
+        }
+    }
+
+    /// `event.time` as milliseconds since the Unix epoch; the error says what is wrong.
+    pub fn time_ms(&self) -> Result<i64, String> {
+        crate::sys::time::parse_rfc3339_ms(&self.event.time)
+            .ok_or_else(|| format!("at event.time: not an RFC 3339 time: {:?}", self.event.time))
+    }
+
     pub fn to_json(&self) -> Vec<u8> {
         let mut v = serde_json::to_vec_pretty(self).expect("an incident always serializes");
         v.push(b'\n');

@@ -115,6 +115,19 @@ pub trait Lifecycle {
     fn shut_down(&self, how: Shutdown) -> io::Result<()>;
 }
 
+/// Ending the running system in two steps, so the caller owns the bound between them
+/// (`pyre daemon`'s response to drift: an orderly shutdown, then reboot(2) if this process is
+/// still running when its `stop_bound` has passed). [`Lifecycle`] is the same two steps with
+/// a fixed bound.
+pub trait Stop {
+    /// Queue an orderly shutdown with the service manager (`systemctl --no-block VERB`);
+    /// returns once it is queued.
+    fn request_shutdown(&self, how: Shutdown) -> io::Result<()>;
+    /// reboot(2) now (the caller syncs first, see [`Power::sync`]); on a real machine it does
+    /// not return when it works.
+    fn force_shutdown(&self, how: Shutdown) -> io::Result<()>;
+}
+
 /// The last steps of PID 1 in the initramfs: leave it, free it, enter the new root.
 pub trait Handover {
     /// Delete everything under `root` on root's own filesystem, leaving mount points alone.

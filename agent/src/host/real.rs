@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::dm::{self, DmReply, DmRequest};
 use super::{
     Clock, Console, Devices, Files, Handover, Lifecycle, Modules, Mounts, MsFlags, Power, Shutdown,
+    Stop,
 };
 use crate::sys::atomic;
 
@@ -211,8 +212,8 @@ pub const SHUTDOWN_FALLBACK: (Duration, Duration) =
 
 impl Lifecycle for RealHost {
     fn shut_down(&self, how: Shutdown) -> io::Result<()> {
-        let (queue, grace) = SHUTDOWN_FALLBACK;
-        match systemctl(how, queue) {
+        let grace = SHUTDOWN_FALLBACK.1;
+        match self.request_shutdown(how) {
             Ok(()) => {
                 log::info!(
                     "{} queued with systemd; forcing it in {}s if this process is still running",
@@ -227,8 +228,18 @@ impl Lifecycle for RealHost {
             }
             Err(e) => log::warn!("systemctl {}: {e}; forcing it with reboot(2)", how.verb()),
         }
+        self.sync();
+        self.force_shutdown(how)
+    }
+}
+
+impl Stop for RealHost {
+    fn request_shutdown(&self, how: Shutdown) -> io::Result<()> {
+        systemctl(how, SHUTDOWN_FALLBACK.0)
+    }
+
+    fn force_shutdown(&self, how: Shutdown) -> io::Result<()> {
         use nix::sys::reboot::{reboot, RebootMode};
-        nix::unistd::sync();
         let mode = match how {
             Shutdown::PowerOff => RebootMode::RB_POWER_OFF,
             Shutdown::Reboot => RebootMode::RB_AUTOBOOT,

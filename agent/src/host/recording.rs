@@ -49,6 +49,10 @@ pub enum Op {
     PowerOff,
     /// [`super::Lifecycle::shut_down`]: recorded, never done.
     ShutDown(super::Shutdown),
+    /// [`super::Stop::request_shutdown`]: recorded, never done.
+    RequestShutdown(super::Shutdown),
+    /// [`super::Stop::force_shutdown`]: recorded, never done.
+    ForceShutdown(super::Shutdown),
 }
 
 type FailRule = Box<dyn Fn(&Op) -> Option<i32> + Send + Sync>;
@@ -241,6 +245,15 @@ impl Power for RecordingHost {
 impl super::Lifecycle for RecordingHost {
     fn shut_down(&self, how: super::Shutdown) -> io::Result<()> {
         self.record(Op::ShutDown(how))
+    }
+}
+
+impl super::Stop for RecordingHost {
+    fn request_shutdown(&self, how: super::Shutdown) -> io::Result<()> {
+        self.record(Op::RequestShutdown(how))
+    }
+    fn force_shutdown(&self, how: super::Shutdown) -> io::Result<()> {
+        self.record(Op::ForceShutdown(how))
     }
 }
 

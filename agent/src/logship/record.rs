@@ -59,6 +59,9 @@ pub struct Entry {
     pub message: Vec<u8>,
     /// Set on the marker record a source emits when lines were lost before it read them.
     pub gap: Option<GapCount>,
+    /// The RFC 5424 MSGID of a security event (the journal's `PYRE_MSGID` field, e.g.
+    /// `PYRE_DRIFT`); none on ordinary lines.
+    pub msgid: Option<String>,
 }
 
 impl Entry {
@@ -74,6 +77,7 @@ impl Entry {
             unit: None,
             message,
             gap: None,
+            msgid: None,
         }
     }
 
@@ -138,7 +142,12 @@ impl Renderer {
         out.push(b' ');
         header_field(out, e.procid.as_deref().unwrap_or(""), 128);
         out.push(b' ');
-        header_field(out, if e.gap.is_some() { GAP_MSGID } else { "" }, 32);
+        let msgid = match (&e.gap, &e.msgid) {
+            (Some(_), _) => GAP_MSGID,
+            (None, Some(m)) => m.as_str(),
+            (None, None) => "",
+        };
+        header_field(out, msgid, 32);
         out.push(b' ');
         self.structured_data(rec, out);
         if !e.message.is_empty() {
@@ -267,6 +276,25 @@ mod tests {
         let s = String::from_utf8(out).unwrap();
         assert!(
             s.starts_with("<28>1 1970-01-01T00:00:00.000000Z - my_app__ - PYRE_LOG_GAP [pyre@32473 source=\"journal\" seq=\"7\" gap=\"12\"] pyre: 12 log"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn a_security_event_carries_its_msgid() {
+        let mut e = Entry::new("PYRE_DRIFT: incident x");
+        e.time = Some(UNIX_EPOCH);
+        e.severity = 2;
+        e.facility = 4;
+        e.app_name = Some("pyre".into());
+        e.msgid = Some("PYRE_DRIFT".into());
+        let mut r = renderer();
+        r.identity = Identity::default();
+        let mut out = Vec::new();
+        r.rfc5424(&record(e), &mut out);
+        let s = String::from_utf8(out).unwrap();
+        assert!(
+            s.starts_with("<34>1 1970-01-01T00:00:00.000000Z - pyre - PYRE_DRIFT [pyre@32473 "),
             "{s}"
         );
     }

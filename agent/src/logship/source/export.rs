@@ -24,6 +24,8 @@ pub struct JournalEntry {
     pub comm: Option<String>,
     pub unit: Option<String>,
     pub transport: Option<String>,
+    /// `PYRE_MSGID`: the message id of pyre's security events (the record's MSGID).
+    pub msgid: Option<String>,
 }
 
 impl JournalEntry {
@@ -43,6 +45,7 @@ impl JournalEntry {
         });
         e.app_name = self.identifier.clone().or_else(|| self.comm.clone());
         e.procid = self.pid.clone();
+        e.msgid = self.msgid.clone();
         e.unit = self
             .unit
             .clone()
@@ -135,6 +138,7 @@ fn set_field(e: &mut JournalEntry, field: &[u8], value: Vec<u8>) {
         b"_COMM" => e.comm = Some(text(value)),
         b"_SYSTEMD_UNIT" => e.unit = Some(text(value)),
         b"_TRANSPORT" => e.transport = Some(text(value)),
+        b"PYRE_MSGID" => e.msgid = Some(text(value)),
         _ => {}
     }
 }
@@ -213,6 +217,9 @@ mod tests {
         s.extend(binary("MESSAGE", b"two\nlines \xff"));
         s.extend(binary("COREDUMP", &vec![7u8; 200_000]));
         s.extend_from_slice(b"\n\n__CURSOR=s=abc;i=20\nMESSAGE=next\n_TRANSPORT=kernel\n\n");
+        s.extend_from_slice(
+            b"__CURSOR=s=abc;i=21\nMESSAGE=PYRE_DRIFT: x\nPYRE_MSGID=PYRE_DRIFT\n\n",
+        );
         let mut r = io::Cursor::new(s);
         let a = read_entry(&mut r).unwrap().unwrap();
         assert_eq!(cursor_seqnum(&a.cursor), Some(("abc", 0x1f)));
@@ -222,11 +229,14 @@ mod tests {
         assert_eq!(e.app_name.as_deref(), Some("sshd"));
         assert_eq!(e.procid.as_deref(), Some("42"));
         assert_eq!(e.unit.as_deref(), Some("ssh.service"));
+        assert_eq!(e.msgid, None);
         let b = read_entry(&mut r).unwrap().unwrap().to_entry();
         assert_eq!(
             (b.facility, b.unit.as_deref()),
             (FACILITY_KERN, Some("kernel"))
         );
+        let c = read_entry(&mut r).unwrap().unwrap().to_entry();
+        assert_eq!(c.msgid.as_deref(), Some("PYRE_DRIFT"));
         assert!(read_entry(&mut r).unwrap().is_none());
     }
 
