@@ -80,7 +80,8 @@ fn the_daemon_finds_a_bind_mount_and_status_shows_it() {
     .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_pyre"))
         .arg("daemon")
-        .args(["--config".as_ref(), d.join("none.json").as_os_str()])
+        // SAFETY: action "report" — the responder must never power this host off.
+        .args(["--config".as_ref(), report_only_config(d).as_os_str()])
         .args(["--state-dir".as_ref(), d.join("state").as_os_str()])
         .args(["--run".as_ref(), run.as_os_str()])
         .args(["--boot-id-file".as_ref(), d.join("boot_id").as_os_str()])
@@ -119,14 +120,14 @@ fn the_daemon_finds_a_bind_mount_and_status_shows_it() {
         "{text}"
     );
     assert!(
-        text.contains("config:    ") && text.contains("(none)"),
+        text.contains("config:    ") && text.contains("report-only.json"),
         "{text}"
     );
     let o = pyre(&[&"status", &"--run", &run, &"--format", &"json"]);
     assert_eq!(o.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["checks"][0]["last"]["result"], "found");
-    assert_eq!(v["action"], "poweroff");
+    assert_eq!(v["action"], "report");
     let id = v["checks"][0]["last_incident"]
         .as_str()
         .unwrap()
@@ -146,4 +147,12 @@ fn the_daemon_finds_a_bind_mount_and_status_shows_it() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// A config whose drift action is `report`: the daemon under test runs on the host, where its
+/// responder must never power off or reboot.
+fn report_only_config(d: &std::path::Path) -> std::path::PathBuf {
+    let p = d.join("report-only.json");
+    std::fs::write(&p, r#"{"version":1,"drift":{"action":"report","grace":"1s"}}"#).unwrap();
+    p
 }
