@@ -27,6 +27,21 @@ pub const ARMED: &str = "pyre-e2e-live: armed";
 pub const FIRED: &str = "pyre-e2e-live: fired";
 pub const ACTED: &str = "pyre-e2e-live: acted";
 
+/// pyre.service's cgroup (cgroup v2): its CPU time and peak memory, printed with each status.
+pub const CGROUP: &str = "/sys/fs/cgroup/system.slice/pyre.service";
+/// Between the status document and the cgroup files in a printed sample.
+const SPLIT: &str = "--cgroup--";
+
+/// One sample the trigger printed: `pyre status --format json` and pyre.service's cgroup.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub status: Value,
+    /// `usage_usec` of the service's cpu.stat: its CPU time so far.
+    pub cpu_usec: Option<u64>,
+    /// memory.peak: the service's peak memory (all its processes), bytes.
+    pub memory_peak: Option<u64>,
+}
+
 /// A copy of rootfs.img for one machine, with one file's byte located for a change at run time.
 #[derive(Debug, Clone)]
 pub struct LiveRoot {
@@ -99,7 +114,8 @@ pub fn trigger_script(port: u16, status_every: Option<u32>, action: &str) -> Str
     ));
     match status_every {
         Some(secs) => s.push_str(&format!(
-            "pyre status --format json 2>&1 | base64 -w0 | sed s/^/{TAG}status:/; echo; sleep {secs}"
+            "{{ pyre status --format json; echo {SPLIT}; cat {CGROUP}/cpu.stat {CGROUP}/memory.peak; }} \
+             2>&1 | base64 -w0 | sed s/^/{TAG}status:/; echo; sleep {secs}"
         )),
         None => s.push_str("sleep 1"),
     }
@@ -127,9 +143,9 @@ pub fn guest_trigger(
         .kernel_arg("systemd.run_failure_action", "none"))
 }
 
-/// The `pyre status --format json` documents the trigger printed, in order (lines that do not
-/// decode are skipped: a status printed while the console was cut).
-pub fn statuses(console: &str) -> Vec<Value> {
+/// The samples the trigger printed, in order (a sample whose status is not JSON is skipped:
+/// printed before the daemon published, or cut).
+pub fn samples(console: &str) -> Vec<Sample> {
     let tag = format!("{TAG}status:");
     console
         .lines()
@@ -142,7 +158,20 @@ pub fn statuses(console: &str) -> Vec<Value> {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(rest.trim_end())
                 .ok()?;
-            serde_json::from_slice(&bytes).ok()
+            let text = String::from_utf8_lossy(&bytes);
+            let (status, cgroup) = text
+                .split_once(&format!("\n{SPLIT}\n"))
+                .unwrap_or((&text, ""));
+            let status = serde_json::from_str(status).ok()?;
+            let cpu_usec = cgroup
+                .lines()
+                .find_map(|l| l.strip_prefix("usage_usec ")?.trim().parse().ok());
+            let memory_peak = cgroup.lines().find_map(|l| l.trim().parse().ok());
+            Some(Sample {
+                status,
+                cpu_usec,
+                memory_peak,
+            })
         })
         .collect()
 }
@@ -163,7 +192,15 @@ mod tests {
              mount --bind /run/pyre-e2e-shadow /usr/bin/ls; echo pyre-e2e-live: acted"
         ));
         let s = trigger_script(1, Some(5), "true");
-        assert!(s.contains("pyre status --format json 2>&1 | base64 -w0 | sed s/^/pyre-e2e-live:status:/; echo; sleep 5; done"), "{s}");
+        assert!(
+            s.contains("pyre status --format json; echo --cgroup--; cat "),
+            "{s}"
+        );
+        assert!(
+            s.contains("| base64 -w0 | sed s/^/pyre-e2e-live:status:/; echo; sleep 5; done"),
+            "{s}"
+        );
+        assert!(!s.contains(['$', '%', '"', '\'']), "{s}");
         let image = Image {
             dir: "/i".into(),
             vmlinuz: "/i/v".into(),
@@ -183,16 +220,25 @@ mod tests {
     }
 
     #[test]
-    fn statuses_come_from_journal_lines_only() {
-        let doc = base64::engine::general_purpose::STANDARD.encode(br#"{"a":1}"#);
+    fn samples_come_from_journal_lines_only() {
+        let enc = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
+        let full = enc("{\"a\": 1}\n--cgroup--\nusage_usec 1500\nuser_usec 1000\n4096\n");
+        let bare = enc("{\"a\": 2}\n");
         let text = format!(
             "[    0.0] Command line: ... sed s/^/{TAG}status:/\n\
-             bash[301]: {TAG}status:{doc}\r\n\
+             bash[301]: {TAG}status:{full}\r\n\
              bash[301]: {TAG}status:bm90IGpzb24=\n\
-             bash[301]: {TAG}status:{doc}\n"
+             bash[301]: {TAG}status:{bare}\n"
         );
-        let one = serde_json::json!({"a": 1});
-        assert_eq!(statuses(&text), [one.clone(), one]);
+        let got = samples(&text);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].status, serde_json::json!({"a": 1}));
+        assert_eq!(
+            (got[0].cpu_usec, got[0].memory_peak),
+            (Some(1500), Some(4096))
+        );
+        assert_eq!(got[1].status, serde_json::json!({"a": 2}));
+        assert_eq!((got[1].cpu_usec, got[1].memory_peak), (None, None));
     }
 
     #[test]
