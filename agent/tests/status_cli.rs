@@ -153,6 +153,10 @@ fn the_daemon_finds_a_bind_mount_and_status_shows_it() {
 /// responder must never power off or reboot.
 fn report_only_config(d: &std::path::Path) -> std::path::PathBuf {
     let p = d.join("report-only.json");
-    std::fs::write(&p, r#"{"version":1,"drift":{"action":"report","grace":"1s"}}"#).unwrap();
+    std::fs::write(
+        &p,
+        r#"{"version":1,"drift":{"action":"report","grace":"1s"}}"#,
+    )
+    .unwrap();
     p
 }
