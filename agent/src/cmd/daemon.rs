@@ -14,8 +14,8 @@ use super::exit::Exit;
 use crate::daemon::enforce::{self as enf, EnforcePaths};
 use crate::daemon::identity::{self, IdentityPaths};
 use crate::daemon::notify::{self, Notifier};
-use crate::daemon::respond::{self as resp, Plugged};
 use crate::daemon::{self as d, Daemon};
+use crate::enforce::LogResponder;
 use crate::logship::clock::SystemClock;
 use crate::logship::source::SourcePaths;
 use crate::logship::PipelineOptions;
@@ -107,7 +107,7 @@ pub fn run(a: DaemonArgs) -> anyhow::Result<Exit> {
     };
     let identity = identity::gather(hostname, &paths).context("failed to gather the identity")?;
     let sources = SourcePaths {
-        journalctl: a.journalctl.clone(),
+        journalctl: a.journalctl,
         kmsg: a.kmsg.clone(),
     };
     let daemon = Daemon::start(
@@ -118,22 +118,10 @@ pub fn run(a: DaemonArgs) -> anyhow::Result<Exit> {
         &PipelineOptions::default(),
         Arc::new(SystemClock::new()),
     )?;
-    // The full responder: its volume reports go to the data volumes mounted in this
-    // process's namespace.
-    let responder = resp::responder(
-        config.as_ref(),
-        std::path::Path::new("/proc/self/mountinfo"),
-        daemon.handles().to_vec(),
-        &a.journalctl,
-    );
-    let respond = Arc::new(Plugged(responder.clone()));
-    let _carry = resp::carry_over(responder.clone()).context("failed to start the carry-over")?;
-    let _rotation = resp::rotate_at_max_age(
-        responder,
-        config.as_ref().and_then(|c| c.lifetime.as_ref()),
-        enf::instance(&identity, enf::provider(&a.run)),
-    )
-    .context("failed to start the lifetime timer")?;
+    // merge: the full Responder (respond/) replaces the log-only one here.
+    let respond = Arc::new(LogResponder {
+        reports: a.run.join("reports"),
+    });
     let checks = enf::start(
         config.as_ref(),
         &a.config,

@@ -25,7 +25,6 @@ pub mod enforce;
 pub mod identity;
 pub mod notify;
 pub mod publish;
-pub mod respond;
 pub mod ship;
 
 use notify::Notifier;
