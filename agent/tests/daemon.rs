@@ -54,7 +54,8 @@ fn daemon_ships_to_rsyslog_and_drains_on_sigterm() {
     sock.set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_pyre"))
-        .args(["daemon", "--config"])
+        // Never act on the host.
+        .args(["daemon", "--report-only", "--config"])
         .arg(&config)
         .arg("--state-dir")
         .arg(&state)

@@ -126,6 +126,7 @@ fn persisted_posted_drained_then_powered_off_and_forced_after_the_bound() {
         volume_dirs: vec![volume.clone()],
         stop_bound: Duration::from_secs(90),
         attempt_timeout: Duration::from_secs(5),
+        report_only: false,
     };
     let ship = Arc::new(FileShip {
         log: events,

@@ -80,8 +80,9 @@ fn the_daemon_finds_a_bind_mount_and_status_shows_it() {
     .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_pyre"))
         .arg("daemon")
-        // SAFETY: action "report" — the responder must never power this host off.
-        .args(["--config".as_ref(), report_only_config(d).as_os_str()])
+        // Never act on the host: the report is stored, nothing is powered off.
+        .arg("--report-only")
+        .args(["--config".as_ref(), d.join("none.json").as_os_str()])
         .args(["--state-dir".as_ref(), d.join("state").as_os_str()])
         .args(["--run".as_ref(), run.as_os_str()])
         .args(["--boot-id-file".as_ref(), d.join("boot_id").as_os_str()])
@@ -120,7 +121,7 @@ fn the_daemon_finds_a_bind_mount_and_status_shows_it() {
         "{text}"
     );
     assert!(
-        text.contains("config:    ") && text.contains("report-only.json"),
+        text.contains("config:    ") && text.contains("(none)"),
         "{text}"
     );
     let o = pyre(&[&"status", &"--run", &run, &"--format", &"json"]);
@@ -147,16 +148,4 @@ fn the_daemon_finds_a_bind_mount_and_status_shows_it() {
         "{:?}",
         started.elapsed()
     );
-}
-
-/// A config whose drift action is `report`: the daemon under test runs on the host, where its
-/// responder must never power off or reboot.
-fn report_only_config(d: &std::path::Path) -> std::path::PathBuf {
-    let p = d.join("report-only.json");
-    std::fs::write(
-        &p,
-        r#"{"version":1,"drift":{"action":"report","grace":"1s"}}"#,
-    )
-    .unwrap();
-    p
 }

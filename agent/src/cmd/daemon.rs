@@ -14,8 +14,9 @@ use super::exit::Exit;
 use crate::daemon::enforce::{self as enf, EnforcePaths};
 use crate::daemon::identity::{self, IdentityPaths};
 use crate::daemon::notify::{self, Notifier};
+use crate::daemon::rotate::{self, RotationTimer};
 use crate::daemon::{self as d, Daemon};
-use crate::enforce::LogResponder;
+use crate::enforce::Respond;
 use crate::logship::clock::SystemClock;
 use crate::logship::source::SourcePaths;
 use crate::logship::PipelineOptions;
@@ -54,6 +55,11 @@ pub struct DaemonArgs {
     /// (ProtectHome=, ProtectKernelModules=) do not cover.
     #[arg(long, default_value = "/")]
     pub verify_root: PathBuf,
+    /// Never power off or reboot: every incident (rotation included) is stored, shipped and
+    /// posted, and the instance keeps serving, whatever `drift.action` says. For trying the
+    /// daemon on a machine that must stay up.
+    #[arg(long)]
+    pub report_only: bool,
     /// The live root (sealed unit files and /etc/fstab for the mounts check; block mapping).
     #[arg(long, default_value = "/", hide = true)]
     pub root: PathBuf,
@@ -107,7 +113,7 @@ pub fn run(a: DaemonArgs) -> anyhow::Result<Exit> {
     };
     let identity = identity::gather(hostname, &paths).context("failed to gather the identity")?;
     let sources = SourcePaths {
-        journalctl: a.journalctl,
+        journalctl: a.journalctl.clone(),
         kmsg: a.kmsg.clone(),
     };
     let daemon = Daemon::start(
@@ -118,10 +124,19 @@ pub fn run(a: DaemonArgs) -> anyhow::Result<Exit> {
         &PipelineOptions::default(),
         Arc::new(SystemClock::new()),
     )?;
-    // merge: the full Responder (respond/) replaces the log-only one here.
-    let respond = Arc::new(LogResponder {
-        reports: a.run.join("reports"),
-    });
+    let responder = rotate::responder(
+        config.as_ref(),
+        &a.run,
+        &a.mountinfo,
+        daemon.handles().to_vec(),
+        &a.journalctl,
+        a.report_only,
+    );
+    {
+        let r = responder.clone();
+        std::thread::spawn(move || r.carry_over());
+    }
+    let respond: Arc<dyn Respond> = responder;
     let checks = enf::start(
         config.as_ref(),
         &a.config,
@@ -135,9 +150,22 @@ pub fn run(a: DaemonArgs) -> anyhow::Result<Exit> {
         },
         &identity,
         daemon.handles().to_vec(),
-        respond,
+        respond.clone(),
+        a.report_only,
     )
     .context("failed to start the enforcement checks")?;
+    let rotation = match config.as_ref().and_then(|c| c.lifetime.as_ref()) {
+        Some(l) => Some(
+            RotationTimer::start(
+                l,
+                enf::instance(&identity, enf::provider(&a.run)),
+                respond.clone(),
+                rotate::uptime,
+            )
+            .context("failed to start the lifetime timer")?,
+        ),
+        None => None,
+    };
     let summary = daemon.summary();
     log::info!("pyre daemon: {summary}");
     if let Err(e) = notifier.notify(&format!("READY=1\nSTATUS={summary}")) {
@@ -146,6 +174,9 @@ pub fn run(a: DaemonArgs) -> anyhow::Result<Exit> {
     daemon.run_until(&STOP, &notifier, notify::watchdog_from_env());
     let _ = notifier.notify("STOPPING=1\nSTATUS=draining logs");
     checks.stop(CHECKS_STOP_WAIT);
+    if let Some(r) = rotation {
+        r.stop();
+    }
     log::info!(
         "pyre daemon: stopping, draining logs (at most {:?})",
         a.stop_deadline

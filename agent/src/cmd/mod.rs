@@ -35,8 +35,8 @@ pub mod volumes;
                   2 could not check or failed (bad arguments, bad or unsigned manifest when a key \
                   is given, I/O errors); fetch and boot: 3 no config (boot: where required), 4 \
                   config source not reached by the deadline, 5 answer or config refused; boot: 6 \
-                  config not applied (volume, file, hostname); status: 1 a check found drift, 2 nothing \
-                  published; report: 0 rendered, 2 not a report. See docs/exit-codes.md."
+                  config not applied (volume, file, hostname); report: 0 rendered, 2 not a report; \
+                  status: 1 a check found drift, 2 nothing published. See docs/exit-codes.md."
 )]
 pub struct Cli {
     /// More log output (-v debug, -vv trace).
@@ -77,12 +77,12 @@ pub enum Command {
     /// The long-running service (pyre.service): ship the applied config's logs, notify
     /// systemd, drain on SIGTERM.
     Daemon(daemon::DaemonArgs),
-    /// Show what the daemon last published (/run/pyre/status.json): each check's last run and
-    /// next one, the root's mount and verity state, config source, log sinks, lifetime, host.
-    Status(status::StatusArgs),
     /// Render a stored incident report (or a `verify --format json` drift report) for people
     /// (text), machines (json) or a SIEM (ocsf: an OCSF Detection Finding).
     Report(report::ReportArgs),
+    /// Show what the daemon last published (/run/pyre/status.json): each check's last run and
+    /// next one, the root's mount and verity state, config source, log sinks, lifetime, host.
+    Status(status::StatusArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -217,8 +217,8 @@ pub fn run(command: Command) -> Result<Exit, CmdError> {
         Command::Logs(a) => Ok(logs::run(a)?),
         Command::Boot(a) => Ok(boot::run(a)?),
         Command::Daemon(a) => Ok(daemon::run(a)?),
-        Command::Status(a) => Ok(status::run(a)?),
         Command::Report(a) => report::run(a),
+        Command::Status(a) => Ok(status::run(a)?),
     }
 }
 

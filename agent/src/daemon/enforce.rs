@@ -254,7 +254,8 @@ impl Enforcement {
 }
 
 /// Start enforcement for `config` on the host at `paths`: the checks, the status publisher and
-/// the responder; `sinks` are the log pipelines whose backlog the status shows.
+/// the responder; `sinks` are the log pipelines whose backlog the status shows. With
+/// `report_only` (`pyre daemon --report-only`) the action is `report` whatever the config says.
 pub fn start(
     config: Option<&Config>,
     config_path: &Path,
@@ -262,10 +263,14 @@ pub fn start(
     id: &Identity,
     sinks: Vec<PipelineHandle>,
     respond: Arc<dyn Respond>,
+    report_only: bool,
 ) -> std::io::Result<Enforcement> {
     let provider = provider(&paths.run);
     let drift = config.and_then(|c| c.drift.as_ref());
-    let ctx = IncidentContext::new(instance(id, provider.clone()), drift);
+    let mut ctx = IncidentContext::new(instance(id, provider.clone()), drift);
+    if report_only {
+        ctx.action = crate::enforce::report::Action::Report;
+    }
     let publisher = Publisher::new(
         &paths.run,
         ctx.instance.clone(),

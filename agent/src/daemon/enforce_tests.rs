@@ -180,6 +180,7 @@ fn the_thread_reports_publishes_and_stops() {
         &identity(),
         vec![],
         respond,
+        false,
     )
     .unwrap();
     let status_path = p.run.join("status.json");

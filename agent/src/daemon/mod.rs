@@ -25,6 +25,7 @@ pub mod enforce;
 pub mod identity;
 pub mod notify;
 pub mod publish;
+pub mod rotate;
 pub mod ship;
 
 use notify::Notifier;

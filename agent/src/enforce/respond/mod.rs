@@ -51,6 +51,9 @@ pub struct RespondConfig {
     pub volume_dirs: Vec<PathBuf>,
     pub stop_bound: Duration,
     pub attempt_timeout: Duration,
+    /// Never power off or reboot (`pyre daemon --report-only`): every incident, rotation
+    /// included, is reported and the instance keeps serving.
+    pub report_only: bool,
 }
 
 impl RespondConfig {
@@ -78,6 +81,7 @@ impl RespondConfig {
             }),
             stop_bound: DEFAULT_STOP_BOUND,
             attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
+            report_only: false,
         }
     }
 }
@@ -221,6 +225,7 @@ impl Responder {
     /// power-off once the drift-reboot bound on the data volume is reached.
     fn settle_action(&self, check: Check, history: &[u64], now: u64) -> Action {
         match (check, self.cfg.action) {
+            _ if self.cfg.report_only => Action::Report,
             (Check::Lifetime, _) => Action::Poweroff,
             (_, DriftAction::Report) => Action::Report,
             (_, DriftAction::Poweroff) => Action::Poweroff,
@@ -429,6 +434,14 @@ impl Responder {
                 }
             }
         }
+    }
+}
+
+/// The daemon's checks hand their incidents here.
+impl super::Respond for Responder {
+    fn respond(&self, incident: &Incident) {
+        let o = Responder::respond(self, incident);
+        log::info!("incident {}: {:?}, action {:?}", o.id, o.stopped, o.action);
     }
 }
 

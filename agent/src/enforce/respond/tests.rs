@@ -79,6 +79,7 @@ impl Rig {
             ],
             stop_bound: Duration::from_secs(90),
             attempt_timeout: Duration::from_millis(150),
+            report_only: false,
         };
         Rig {
             _tmp: tmp,
