@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # make bench: pyre verify vs AIDE check vs a parallel sha256sum pipeline on a Debian 12 root,
 # then config at boot (tests/bench/config.sh: pyre boot, pyre fetch vs afterburn), then log
-# shipping (tests/bench/logs.sh: pyre logs ship vs rsyslog's forwarder, over TCP and RELP).
-# BENCH=verify, BENCH=config or BENCH=logs runs one part only; BENCH=boot (tests/bench/boot.sh,
-# not part of the default run: it boots QEMU guests of the baked image) measures the root
-# check's cost in the boot.
+# shipping (tests/bench/logs.sh: pyre logs ship vs rsyslog's forwarder, over TCP and RELP), then
+# run-time enforcement (tests/bench/enforce.sh: detection to power-off in QEMU, one daemon
+# verification cycle vs pyre verify). BENCH=verify, BENCH=config, BENCH=logs or BENCH=enforce
+# runs one part only; BENCH=boot (tests/bench/boot.sh, not part of the default run: it boots
+# QEMU guests of the baked image) measures the root check's cost in the boot.
 #
 # Builds (once, cached under $OUT/bench/root) a Debian 12 bookworm minbase + systemd tree with
 # mmdebstrap, seals it with pyre, initialises an AIDE database with the same attributes (file
@@ -23,6 +24,7 @@ mkdir -p "$B"
 case "${BENCH:-all}" in
   config) exec bash tests/bench/config.sh ;;
   logs) exec bash tests/bench/logs.sh ;;
+  enforce) exec bash tests/bench/enforce.sh ;;
   boot) exec bash tests/bench/boot.sh ;;
 esac
 
@@ -116,4 +118,5 @@ printf 'pyre verify with a 1 TiB sparse file added: %s s wall (untouched: %s s)\
 if [ "${BENCH:-all}" != verify ]; then
   bash tests/bench/config.sh
   bash tests/bench/logs.sh
+  bash tests/bench/enforce.sh
 fi

@@ -158,9 +158,40 @@ pub fn read_file(img: &Path, path: &str) -> Result<Option<Vec<u8>>, DiskError> {
     Ok(Some(out.stdout))
 }
 
+/// The names in directory `path` of the ext image `img` (without `.` and `..`), read with
+/// `debugfs -R 'ls -p PATH'`; `None` when the directory is not there.
+pub fn list_dir(img: &Path, path: &str) -> Result<Option<Vec<String>>, DiskError> {
+    let (stdout, stderr) = run(Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("ls -p {path}"))
+        .arg(img))?;
+    if stderr.contains("File not found") {
+        return Ok(None);
+    }
+    Ok(Some(parse_ls_p(&stdout)))
+}
+
+/// `debugfs ls -p` lines: `/inode/mode/uid/gid/name/size/`.
+fn parse_ls_p(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.trim().split('/').collect();
+            (f.len() >= 7 && f[0].is_empty()).then(|| f[5..f.len() - 2].join("/"))
+        })
+        .filter(|n| n != "." && n != "..")
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_debugfs_ls_p() {
+        let out = "/2/040755/0/0/.//\n/2/040755/0/0/..//\n/11/040700/0/0/lost+found//\n\
+                   /12/100600/0/0/a-b.json/42/\n";
+        assert_eq!(parse_ls_p(out), ["lost+found", "a-b.json"]);
+    }
 
     #[test]
     fn reads_the_identity_from_a_superblock() {
@@ -200,6 +231,10 @@ mod tests {
             .arg(&img))
         .unwrap();
         assert_eq!(read_file(&img, "/kept.txt").unwrap().unwrap(), b"kept\n");
+        assert_eq!(list_dir(&img, "/nothing-here").unwrap(), None);
+        let names = list_dir(&img, "/").unwrap().unwrap();
+        assert!(names.contains(&"kept.txt".to_string()), "{names:?}");
+        assert!(names.contains(&"lost+found".to_string()), "{names:?}");
         let err = mkfs_ext4(dir.path(), "x").unwrap_err().to_string();
         assert!(err.contains("not a regular file"), "{err}");
     }

@@ -24,14 +24,17 @@
 //! Failures carry the console log path and its last lines. Machines boot one at a time per
 //! process; deadlines scale with `PYRE_E2E_SLOWDOWN`.
 pub mod certs;
+pub mod collector;
 pub mod configs;
 pub mod console;
 pub mod cpio;
 pub mod disk;
+pub mod enforcement;
 pub mod erofs;
 pub mod guestlogs;
 pub mod image;
 pub mod instance;
+pub mod live;
 pub mod loki;
 pub mod markers;
 pub mod metadata;

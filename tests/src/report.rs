@@ -34,6 +34,29 @@ pub fn record(scenario: &str, what: &str, took: Duration) {
     record_in(&log_dir(), scenario, what, took);
 }
 
+/// Print `measure: scenario: what = value unit` on stderr and append
+/// `unix-time<TAB>scenario<TAB>what<TAB>value<TAB>unit` to `$OUT/test-logs/measures.tsv`: figures
+/// that are not times (memory, counts).
+pub fn record_value(scenario: &str, what: &str, value: f64, unit: &str) {
+    let _ = writeln!(
+        std::io::stderr(),
+        "measure: {scenario}: {what} = {value:.2} {unit}"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let dir = log_dir();
+    let _ = std::fs::create_dir_all(&dir);
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("measures.tsv"))
+    {
+        let _ = writeln!(f, "{now}\t{scenario}\t{what}\t{value:.2}\t{unit}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -60,13 +60,20 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> TamperE
     move |source| TamperError::Io { what, path, source }
 }
 
-/// Copy `image`'s rootfs.img to `dest` and flip one byte in the middle of the first of
-/// `candidates` that exists as a non-empty regular file.
-pub fn tamper_root(
-    image: &Image,
-    candidates: &[&str],
-    dest: &Path,
-) -> Result<TamperedRoot, TamperError> {
+/// Where one file's data lies in an image's rootfs.img.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileByte {
+    /// The file of the image.
+    pub file: String,
+    /// Byte offset in rootfs.img (in the middle of the file's first extent).
+    pub offset: u64,
+    /// The same byte's offset in the file.
+    pub file_offset: u64,
+}
+
+/// The first of `candidates` that exists in `image`'s rootfs.img as a non-empty regular
+/// file, and a byte of its data (inside the erofs data, before the verity hash area).
+pub fn locate(image: &Image, candidates: &[&str]) -> Result<FileByte, TamperError> {
     let mut found = None;
     for &c in candidates {
         match file_extents(&image.rootfs, c) {
@@ -94,16 +101,37 @@ pub fn tamper_root(
             });
         }
     }
+    Ok(FileByte {
+        file: file.to_string(),
+        offset,
+        file_offset: first.logical + first.len / 2,
+    })
+}
+
+/// Copy `image`'s rootfs.img to `dest` (its directory created).
+pub fn copy_rootfs(image: &Image, dest: &Path) -> Result<(), TamperError> {
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent).map_err(io("creating", parent))?;
     }
     std::fs::copy(&image.rootfs, dest).map_err(io("copying rootfs to", dest))?;
-    let (before, after) = flip_byte(dest, offset)?;
+    Ok(())
+}
+
+/// Copy `image`'s rootfs.img to `dest` and flip one byte in the middle of the first of
+/// `candidates` that exists as a non-empty regular file.
+pub fn tamper_root(
+    image: &Image,
+    candidates: &[&str],
+    dest: &Path,
+) -> Result<TamperedRoot, TamperError> {
+    let at = locate(image, candidates)?;
+    copy_rootfs(image, dest)?;
+    let (before, after) = flip_byte(dest, at.offset)?;
     Ok(TamperedRoot {
         rootfs: dest.to_path_buf(),
-        file: file.to_string(),
-        offset,
-        file_offset: first.logical + first.len / 2,
+        file: at.file,
+        offset: at.offset,
+        file_offset: at.file_offset,
         before,
         after,
     })

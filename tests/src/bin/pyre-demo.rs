@@ -2,20 +2,28 @@
 //! data disk, and watch pyre verify the root, apply the config, format the disk and ship the
 //! guest's journal and kernel log to rsyslog receivers on the host; boot a replacement instance
 //! with the same disk and watch the data survive; then boot a copy of the root with one byte
-//! changed and watch pyre name the file and power the machine off.
+//! changed and watch pyre name the file and power the machine off; last, change a byte of the
+//! root under a running machine and watch `pyre daemon` find it, report it to a collector on
+//! the host and power the machine off.
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use pyre_tests::collector::{Collector, Mode};
 use pyre_tests::configs::{self, ServerDisks, DATA_MOUNT};
 use pyre_tests::disk;
+use pyre_tests::enforcement::{self as enf, await_poweroff, await_report, named_paths};
 use pyre_tests::guestlogs::{sequence, Expected, GuestLogs, BOOT_LINES};
 use pyre_tests::image::{work_dir, Image};
 use pyre_tests::instance::{boot_configured, config_metadata, guest_check, Configured};
+use pyre_tests::live::LiveRoot;
+use pyre_tests::markers::PYRE_READY;
 use pyre_tests::markers::{line_with, stage_times, VERIFIED, VOLUME_FORMATTED_ID};
 use pyre_tests::metadata::MetadataServer;
+use pyre_tests::rsyslog::{Input, Rsyslog};
 use pyre_tests::scenario::boot_rejected_after_switch_root;
+use pyre_tests::scenario::{scaled, MULTI_USER_DEADLINE};
 use pyre_tests::tamper::{tamper_root, TAMPER_CANDIDATES};
 use pyre_tests::QemuBuilder;
 
@@ -220,7 +228,7 @@ fn run() -> anyhow::Result<()> {
     let url = format!("http://10.0.2.2:{}", server.port());
 
     banner(
-        "pyre demo, part 1 of 3: a clean boot that gets its config",
+        "pyre demo, part 1 of 4: a clean boot that gets its config",
         &format!(
             "Booting {} under QEMU (software emulation, so it is slow), with a blank 256 MiB\n\
              data disk (virtio, serial {}) and an ext4 NVMe disk (serial {}).\n\
@@ -278,7 +286,7 @@ fn run() -> anyhow::Result<()> {
     let second = configs::config("pyre-demo-2", vec![], configs::server_volumes());
     server.set_config(Some(serde_json::to_vec_pretty(&second)?));
     banner(
-        "pyre demo, part 2 of 3: the replacement instance",
+        "pyre demo, part 2 of 4: the replacement instance",
         "Instance 1 is gone; a new instance of the same image boots with the same disks and a\n\
          config naming itself pyre-demo-2. pyre must find the data disk by serial, see the\n\
          ext4 filesystem instance 1 made, and mount it WITHOUT formatting it: the note\n\
@@ -312,7 +320,7 @@ fn run() -> anyhow::Result<()> {
 
     let t = tamper_root(&image, TAMPER_CANDIDATES, &work.join("rootfs.img"))?;
     banner(
-        "pyre demo, part 3 of 3: a tampered root",
+        "pyre demo, part 3 of 4: a tampered root",
         &format!(
             "A copy of rootfs.img now has one byte changed: byte {} of {}\n\
              ({:#04x} became {:#04x}, at offset {} of the image). Nothing else differs.\n\
@@ -332,6 +340,7 @@ fn run() -> anyhow::Result<()> {
     let (refused_at, gone_at) = (refused.rejected_at, refused.exited.elapsed);
     drop(refused);
     drop(server);
+    let runtime = runtime_tamper(&image, &work)?;
     let _ = std::fs::remove_dir_all(&work);
 
     banner(
@@ -342,6 +351,7 @@ fn run() -> anyhow::Result<()> {
              probing, formatting if blank and mounting both disks).\n\
              Data volume: {survived}.\n\
              Tampered root: refused {} and QEMU gone {} after start; the machine said:\n  {reason}\n\
+             Root changed at run time: {runtime}\n\
              Console logs: {}",
             table(&[("instance 1", &col1), ("instance 2", &col2)]),
             secs(refused_at),
@@ -350,6 +360,82 @@ fn run() -> anyhow::Result<()> {
         ),
     );
     Ok(())
+}
+
+/// Part 4: a byte of a sealed file changes under a running machine; `pyre daemon`'s next full
+/// verification reads it through dm-verity, the report arrives at the host's collector, the
+/// machine powers itself off. Returns the summary line.
+fn runtime_tamper(image: &Image, work: &std::path::Path) -> anyhow::Result<String> {
+    const GRACE: &str = "10s";
+    let live = LiveRoot::copy(
+        image,
+        &["/usr/share/common-licenses/GPL-3"],
+        &work.join("live.img"),
+    )?;
+    let rs = Rsyslog::start(&work.join("rsyslog"), Input::Tcp)?;
+    let collector = Collector::start(Mode::Answer(200))?;
+    let drift = enf::drift("20s", GRACE, "poweroff", &collector);
+    let cfg = enf::config("pyre-demo-3", rs.port(), drift, None, vec![]);
+    let file = configs::write(&work.join("enforced.json"), &cfg)?;
+    banner(
+        "pyre demo, part 4 of 4: the root changes while the machine runs",
+        &format!(
+            "A fresh copy of rootfs.img boots with this config (through fw_cfg):\n\n{}\n\n\
+             Logs go to a real rsyslogd on 127.0.0.1:{} and incident reports to a collector on\n\
+             127.0.0.1:{}. Once pyre-ready.target is reached, the demo changes byte {} of\n\
+             {} in that copy, from the host, under the running machine. pyre daemon re-verifies\n\
+             the live root every 20 s reading past the page cache, so dm-verity sees the changed\n\
+             block; it reports, waits for the collector's and the log receiver's acknowledgements\n\
+             (at most {GRACE}), and powers the machine off.",
+            serde_json::to_string_pretty(&cfg)?,
+            rs.port(),
+            collector.port(),
+            live.at.file_offset,
+            live.at.file
+        ),
+    );
+    let builder = pyre_tests::instance::config_fw_cfg(
+        QemuBuilder::new(image, "demo-runtime-tamper").echo(true),
+        &file,
+    )
+    .rootfs(&live.rootfs);
+    let mut vm = builder.spawn()?;
+    vm.wait_for_any(PYRE_READY, scaled(MULTI_USER_DEADLINE))?;
+    let changed = std::time::Instant::now();
+    let (before, after) = live.tamper()?;
+    banner(
+        "changed under the running machine",
+        &format!(
+            "{} byte {}: {before:#04x} -> {after:#04x}",
+            live.at.file, live.at.file_offset
+        ),
+    );
+    let (report, got) = await_report(
+        &vm,
+        &collector,
+        scaled(Duration::from_secs(240)),
+        "incident report",
+        |r| named_paths(r).contains(&live.at.file),
+    )?;
+    let text = pyre_tests::image::pyre_bin()
+        .and_then(|p| enf::render_text(&p, &report, work))
+        .unwrap_or_else(|| serde_json::to_string_pretty(&report).unwrap_or_default());
+    banner(
+        &format!(
+            "the collector received the report {} after the change",
+            secs(got - changed)
+        ),
+        &text,
+    );
+    let (_, gone) = await_poweroff(&mut vm, scaled(Duration::from_secs(120)))?;
+    let summary = format!(
+        "reported {} after the change (check {}), QEMU gone {} after the report",
+        secs(got - changed),
+        enf::check_of(&report),
+        secs(gone - got)
+    );
+    banner("part 4 done: the machine powered itself off", &summary);
+    Ok(summary)
 }
 
 #[cfg(test)]
