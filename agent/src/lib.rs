@@ -24,15 +24,14 @@
 //!   parameters.
 //! - `config`, `providers`, `volumes` and `logship` see `sys`, `host` and each other's types
 //!   only through `config` (providers, volumes and log shipping never import one another).
-//! - `daemon` is `pyre daemon` (pyre.service): it joins log shipping and, later, the
-//!   enforcement checks, and talks to systemd (sd_notify); only `cmd` imports it.
+//! - `daemon` is `pyre daemon` (pyre.service): it joins log shipping and the enforcement
+//!   checks, and talks to systemd (sd_notify); only `cmd` imports it.
 //! - Inside a module, children never import each other in a circle; a child may use its
 //!   parent's items (the parent declares it).
 //!
 //! `tests/layering.rs` (run by `make lint`) reads every `crate::…`/`super::…` path of the
 //! source and fails on a breach of this table, a top-level module missing from it, or a
-//! cycle; its table lists `enforce`, `config`, `providers`, `volumes` and `logship` ahead of
-//! their arrival.
+//! cycle.
 pub mod boot;
 pub mod cmd;
 pub mod config;
