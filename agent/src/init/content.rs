@@ -344,10 +344,10 @@ fn by_extents(p: &ContentPaths, rejected: &[Rejected]) -> io::Result<Vec<String>
             continue;
         }
         let path = p.root.join(std::ffi::OsStr::from_bytes(&e.path[1..]));
-        let extents = super::fiemap::extents(&path)?;
+        let extents = crate::sys::fiemap::extents_at(&path)?;
         let Some(r) = rejected
             .iter()
-            .find(|r| super::fiemap::overlaps(&extents, r.offset, r.len))
+            .find(|r| crate::sys::fiemap::overlaps(&extents, r.offset, r.len))
         else {
             continue;
         };

@@ -175,7 +175,7 @@ fn the_file_holding_a_rejected_block_is_found_by_its_extents() {
     std::fs::write(&file, vec![b'x'; 5 * 4096]).unwrap();
     std::fs::write(p.root.join("usr/share/other"), vec![b'y'; 4096]).unwrap();
     std::fs::File::open(&file).unwrap().sync_all().unwrap();
-    let Ok(extents) = crate::init::fiemap::extents(&file) else {
+    let Ok(extents) = crate::sys::fiemap::extents_at(&file) else {
         return; // no FIEMAP here (tmpfs): the fallback is tested above
     };
     let m = crate::manifest::seal(&p.root, &[], &[], 1).unwrap();

@@ -14,7 +14,6 @@ pub mod boot;
 pub mod cmdline;
 pub mod content;
 pub mod dm;
-pub mod fiemap;
 pub mod modules;
 pub mod ready;
 pub mod record;

@@ -4,6 +4,7 @@ pub mod atomic;
 pub mod cmdline;
 pub mod duration;
 pub mod errno;
+pub mod fiemap;
 pub mod hex;
 pub mod mountinfo;
 pub mod size;
