@@ -62,6 +62,10 @@ chroot "$root" systemctl set-default --quiet multi-user.target
 # A read-only root cannot update itself: no apt timers, no trying to fetch package lists.
 chroot "$root" systemctl disable --quiet apt-daily.timer apt-daily-upgrade.timer 2>/dev/null || true
 
+# Modules pyre init leaves to the booted system: systemd-modules-load.service loads them before
+# sysinit.target, so before pyre-boot.service.
+install -D -m 0644 "$REPO/image/modules-load.conf" "$root/etc/modules-load.d/pyre.conf"
+
 # Logs go off-host; the journal stays in memory (/run/log/journal). A persistent journal under
 # the /var overlay would hold /var busy at shutdown and only grow RAM use on the tmpfs upper.
 install -d "$root/etc/systemd/journald.conf.d"

@@ -24,6 +24,9 @@ pub const VERIFIED: &str = "pyre: root verified: manifest sha256:";
 /// pyre-content.service (after switch_root) naming a file whose blocks dm-verity rejected
 /// (agent/src/init/content.rs); the file and the drift report line follow.
 pub const CONTENT_REJECTED: &str = "PYRE_ROOT_CONTENT: tampered file: ";
+/// pyre-content.service's line after comparing the root's tree with the manifest (agent/src/cmd/
+/// content_check.rs).
+pub const CONTENT_METADATA: &str = "pyre: metadata: ";
 /// pyre-content.service's line after reading every block of the root (agent/src/cmd/
 /// content_check.rs).
 pub const CONTENT_READ: &str = "pyre: content-read: ";

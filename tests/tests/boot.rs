@@ -12,7 +12,8 @@ use std::path::PathBuf;
 
 use pyre_tests::image::{pyre_bin, work_dir, Image};
 use pyre_tests::markers::{
-    line_with, CODE_DRIFT, CODE_ROOT_MOUNT, CODE_SIGNATURE, CONTENT_READ, PYRE_READY, ROOT_DEVICE,
+    line_with, CODE_DRIFT, CODE_ROOT_MOUNT, CODE_SIGNATURE, CONTENT_METADATA, CONTENT_READ,
+    PYRE_READY, ROOT_DEVICE,
 };
 use pyre_tests::plain::{plain_cmdline, plain_initrd};
 use pyre_tests::report::record;
@@ -87,13 +88,20 @@ fn clean_boot_beside_data_disks_reaches_pyre_ready_with_a_verified_root() {
         .unwrap_or_else(|e| panic!("{e}"));
     record(scenario, "pyre-ready.target", ready_at);
     let text = boot.vm.console().text();
-    // The default root check: metadata in the initramfs (the record says so, with its time),
-    // then every block of the verity device read by pyre-content.service before readiness.
+    // The default root check: the manifest's signature in the initramfs (the record says so,
+    // with its time), then the tree compared and every block of the verity device read by
+    // pyre-content.service, both before readiness.
     assert!(
         boot.verified_line
-            .contains("; metadata passed in initramfs "),
-        "the boot record does not name the metadata check: {:?}",
+            .contains("; manifest passed in initramfs "),
+        "the boot record does not name the initramfs check: {:?}",
         boot.verified_line
+    );
+    let tree_line = line_with(&text, CONTENT_METADATA).unwrap_or_default();
+    assert!(
+        tree_line.contains(" entries of /run/pyre/root match the signed manifest"),
+        "pyre-content.service did not compare the tree: {tree_line:?}; {}",
+        boot.vm.console_context()
     );
     let read_line = line_with(&text, CONTENT_READ).unwrap_or_default();
     assert!(
@@ -101,11 +109,13 @@ fn clean_boot_beside_data_disks_reaches_pyre_ready_with_a_verified_root() {
         "pyre-content.service did not read the root: {read_line:?}; {}",
         boot.vm.console_context()
     );
-    let (read_pos, ready_pos) = (text.find(CONTENT_READ), text.find(PYRE_READY[0]));
-    assert!(
-        matches!((read_pos, ready_pos), (Some(r), Some(t)) if r < t),
-        "pyre-ready.target came before the content read"
-    );
+    let ready_pos = text.find(PYRE_READY[0]);
+    for (what, marker) in [("tree", CONTENT_METADATA), ("content read", CONTENT_READ)] {
+        assert!(
+            matches!((text.find(marker), ready_pos), (Some(r), Some(t)) if r < t),
+            "pyre-ready.target came before the {what} check"
+        );
+    }
     // The premise: the data disk, not the root, is the kernel's first disk.
     let vda = format!("[vda] {DATA_SECTORS} 512-byte logical blocks");
     assert!(

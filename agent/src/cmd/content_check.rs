@@ -1,5 +1,5 @@
-//! `pyre content-check`: pyre-content.service's read of the whole dm-verity root after
-//! switch_root (pyre-ready.target requires it). See [`crate::init::content`].
+//! `pyre content-check`: pyre-content.service's metadata check and read of the whole
+//! dm-verity root after switch_root (pyre-ready.target requires it). See [`crate::init::content`].
 use super::exit::{CmdError, Exit};
 use super::ContentCheckArgs;
 use crate::host::RealHost;
@@ -10,6 +10,7 @@ pub fn run(args: ContentCheckArgs) -> Result<Exit, CmdError> {
     let paths = ContentPaths {
         record: args.record,
         device: args.device,
+        root: args.tree,
         ..ContentPaths::standard()
     };
     let readers = args
@@ -30,13 +31,22 @@ pub fn run(args: ContentCheckArgs) -> Result<Exit, CmdError> {
             println!("pyre: content-read not needed: {why}");
             Ok(Exit::Clean)
         }
-        Outcome::Passed(c) => {
+        Outcome::Passed {
+            metadata,
+            read,
+            entries,
+        } => {
+            println!(
+                "pyre: metadata: {entries} entries of {} match the signed manifest ({:.2}s)",
+                paths.root.display(),
+                metadata.seconds
+            );
             println!(
                 "pyre: content-read: {:.1} MB of {} read in {:.2}s ({readers} readers): every \
                  block matches the root hash",
-                c.bytes as f64 / 1e6,
+                read.bytes as f64 / 1e6,
                 paths.device.display(),
-                c.seconds
+                read.seconds
             );
             Ok(Exit::Clean)
         }

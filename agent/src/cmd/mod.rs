@@ -64,9 +64,10 @@ pub enum Command {
     /// Confirm this boot's root is verified (for pyre-verified.service): print the record
     /// `pyre init` left, or without one verify the live root against /etc/pyre/manifest.
     BootReport(BootReportArgs),
-    /// Read the whole dm-verity root so the kernel checks every block against the root hash
-    /// (pyre-content.service, after a `read` root check); a rejected block names the file and
-    /// applies the image policy's action (default: power off).
+    /// Compare the root's metadata with the signed manifest and read the whole dm-verity root
+    /// so the kernel checks every block against the root hash (pyre-content.service, after a
+    /// `read` root check); a differing entry or a rejected block names the file and applies the
+    /// image policy's action (default: power off).
     ContentCheck(ContentCheckArgs),
     /// Instance configs: validate, print the JSON Schema, sign.
     Config(config::ConfigArgs),
@@ -192,6 +193,9 @@ pub struct ContentCheckArgs {
     /// The dm-verity device of the root.
     #[arg(long, default_value = "/dev/mapper/pyre-root")]
     pub device: PathBuf,
+    /// The root filesystem without its submounts (pyre-content.service binds / there).
+    #[arg(long, default_value = "/run/pyre/root")]
+    pub tree: PathBuf,
     /// Reader threads (default: one per core).
     #[arg(long)]
     pub readers: Option<usize>,

@@ -242,6 +242,15 @@ fn read_checked(
     Ok((bytes, digest, key_id))
 }
 
+/// Walkers of a metadata-only check (see `verify_root`).
+const METADATA_WALKERS: usize = 16;
+
+/// Check the manifest's detached signature with `pubkey` without parsing the manifest: its
+/// digest when the signature verifies.
+pub fn check_signature(path: &Path, pubkey: &Path) -> Result<String, VerifyError> {
+    read_checked(path, Some(pubkey)).map(|(_, digest, _)| digest)
+}
+
 /// Name the manifest file in a parse error.
 fn in_file(path: &Path, e: ManifestError) -> ManifestError {
     match e {
@@ -275,7 +284,13 @@ pub fn verify_root(req: &VerifyRequest) -> Result<DriftReport, VerifyError> {
         &manifest::ScanOptions {
             excludes: &m.excludes,
             mounts: &mounts,
-            threads: manifest::default_threads(),
+            // Metadata only: each entry waits on single-block reads, so more walkers than cores
+            // keep several reads in flight (QEMU guest, 1 vCPU, 2,558 metadata blocks:
+            // 7.0 s with one walker, 3.4 s with sixteen).
+            threads: match req.content {
+                ContentCheck::Metadata => manifest::default_threads().max(METADATA_WALKERS),
+                ContentCheck::Hash => manifest::default_threads(),
+            },
             bounds: Some(manifest::Bounds {
                 sealed: &m.entries,
                 hash_cap: req.hash_cap,

@@ -35,6 +35,23 @@ impl RootVerifier for Scripted {
         self.seen.borrow_mut().push(seen);
         self.answer.clone()
     }
+
+    /// The signature alone: the scripted signature failure, else the digest (a scripted
+    /// drift is in the tree, which this does not look at).
+    fn signature(&self, manifest: &Path, keys: &[PathBuf]) -> Result<String, VerifyFailure> {
+        let seen = (
+            PathBuf::new(),
+            manifest.to_path_buf(),
+            keys.to_vec(),
+            PathBuf::new(),
+        );
+        self.seen.borrow_mut().push(seen);
+        match &self.answer {
+            Ok(v) => Ok(v.manifest_digest.clone()),
+            Err(e @ VerifyFailure::Signature(_)) => Err(e.clone()),
+            Err(_) => Ok(manifest_digest(MANIFEST)),
+        }
+    }
 }
 
 pub(super) fn clean() -> Scripted {
@@ -262,7 +279,16 @@ fn a_clean_boot_runs_the_exact_sequence() {
     assert_eq!(path, &run_pyre.join("boot.json"));
     let record = BootRecord::from_json(contents).unwrap();
     assert!(record.verified);
-    assert_eq!((record.entries, record.bytes_hashed), (9912, 226_000_000));
+    // The default root check (`read`): the manifest's signature here, the tree and the content
+    // after switch_root (pyre-content.service).
+    assert_eq!((record.entries, record.bytes_hashed), (0, 0));
+    assert_eq!(record.root_check.as_deref(), Some("read"));
+    let checks: Vec<(&str, &str, u64)> = record
+        .checks
+        .iter()
+        .map(|c| (c.name.as_str(), c.place.as_str(), c.bytes))
+        .collect();
+    assert_eq!(checks, [("manifest", "initramfs", MANIFEST.len() as u64)]);
     assert_eq!(record.manifest_digest, manifest_digest(MANIFEST));
     assert_eq!(record.root_hash, ROOT_HASH);
     let names: Vec<&str> = record.stages.iter().map(|s| s.name.as_str()).collect();
@@ -327,14 +353,16 @@ fn a_clean_boot_runs_the_exact_sequence() {
     ];
     assert_eq!(rest[want.len() + 1..], tail[..]);
     let seen = v.seen.borrow();
+    let signature_only = (
+        PathBuf::new(),
+        p.manifest(),
+        vec![p.keys().join("build.pub")],
+        PathBuf::new(),
+    );
     assert_eq!(
-        seen[0],
-        (
-            sysroot,
-            p.manifest(),
-            vec![p.keys().join("build.pub")],
-            p.proc.join("self/mountinfo")
-        )
+        seen[..],
+        [signature_only],
+        "no tree walked before switch_root"
     );
     let lines = h.lines().join("\n");
     for want in [
@@ -402,6 +430,46 @@ fn the_verity_ioctls_carry_the_table() {
     }));
 }
 
+/// `full` and `metadata` walk the tree in the initramfs (so a drifted tree is refused there),
+/// and the record names the check that ran.
+#[test]
+fn full_and_metadata_checks_walk_the_tree_before_switch_root() {
+    for (mode, name, bytes) in [
+        ("full", "content-hash", 226_000_000),
+        ("metadata", "metadata", 226_000_000),
+    ] {
+        let f = fixture(&format!("pyre.verify={mode}"));
+        let h = host_with_disk();
+        let v = clean();
+        boot(&h, &f.paths, &v, &[]).unwrap();
+        let seen = v.seen.borrow();
+        assert_eq!(seen.len(), 1, "{mode}");
+        assert_eq!(seen[0].0, f.paths.sysroot, "{mode}: the tree is walked");
+        let record = h
+            .ops()
+            .into_iter()
+            .find_map(|o| match o {
+                Op::WriteFile { path, contents } if path.ends_with("boot.json") => {
+                    Some(BootRecord::from_json(&contents).unwrap())
+                }
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(record.entries, 9912, "{mode}");
+        assert_eq!(record.root_check.as_deref(), Some(mode));
+        let c = &record.checks[0];
+        assert_eq!(
+            (c.name.as_str(), c.place.as_str(), c.bytes),
+            (name, "initramfs", bytes)
+        );
+        let line = record.summary_line();
+        assert!(
+            line.contains(", 9912 entries, 226.0 MB hashed; stages: "),
+            "{line}"
+        );
+    }
+}
+
 fn rewrite(path: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(path).unwrap();
     assert!(text.contains(from));
@@ -437,7 +505,7 @@ fn every_failure_is_named_and_powers_off() {
             "PYRE-INIT-SIGNATURE", "no trusted public keys (*.pub) in "),
         ("wrong key", |_, _| Some(VerifyFailure::Signature("no trusted key verifies it".into())),
             "PYRE-INIT-SIGNATURE", "manifest signature rejected: no trusted key verifies it"),
-        ("drift", |_, _| Some(VerifyFailure::Drift { changes: 1, report: "modified /usr/bin/ls\n  sha256: a -> b".into() }),
+        ("drift", |_, p| { rewrite(&p.cmdline, " ro", " ro pyre.verify=metadata"); Some(VerifyFailure::Drift { changes: 1, report: "modified /usr/bin/ls\n  sha256: a -> b".into() }) },
             "PYRE-INIT-DRIFT", "root differs from the signed manifest (1 changes)"),
         ("exec", |h, _| { fail_on(h, libc::ENOENT, |o| matches!(o, Op::Execv { .. })); None },
             "PYRE-INIT-HANDOVER", "switch_root: exec /sbin/init: ENOENT"),

@@ -1,12 +1,13 @@
-//! The content half of a `read` root check (docs/boot.md, "The content read"): after
+//! The tree and content halves of a `read` root check (docs/boot.md, "The root check"): after
 //! switch_root, `pyre content-check` (pyre-content.service, which pyre-ready.target requires)
-//! reads the whole dm-verity device in large direct reads, so the kernel checks every data
-//! block against the root hash pinned on the command line, while the rest of the boot runs.
-//! pyre init already compared the tree's metadata with the signed manifest; the erofs image is
-//! what was sealed, so a device whose every block matches the root hash is a root whose every
-//! file matches the manifest. A rejected block (EIO) is a tampered root: the files holding it
-//! are found by reading every sealed file (the drift report names them), the check goes into
-//! the boot record, and the image policy's `on-failure` action ends the machine.
+//! compares the root's metadata with the signed manifest and, at the same time, reads the whole
+//! dm-verity device in large direct reads, so the kernel checks every data block against the
+//! root hash pinned on the command line, while the rest of the boot runs. pyre init checked the
+//! manifest's digest and signature; the erofs image is what was sealed, so a tree whose metadata
+//! matches the manifest on a device whose every block matches the root hash is a root whose
+//! every file matches the manifest. A differing entry or a rejected block (EIO) is a tampered
+//! root: the files are named (the drift report, the extents of the rejected blocks), the checks
+//! go into the boot record, and the image policy's `on-failure` action ends the machine.
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -143,7 +144,8 @@ pub struct ContentPaths {
     pub record: PathBuf,
     /// The dm-verity device of the root.
     pub device: PathBuf,
-    /// The live root, and pyre init's copies of the manifest, its signature and keys.
+    /// The root filesystem alone (pyre-content.service binds / there without its submounts),
+    /// and pyre init's copies of the manifest, its signature and keys.
     pub root: PathBuf,
     pub run_pyre: PathBuf,
     pub mountinfo: PathBuf,
@@ -156,9 +158,10 @@ impl ContentPaths {
         ContentPaths {
             record: "/run/pyre/boot.json".into(),
             device: PathBuf::from("/dev/mapper").join(super::DM_NAME),
-            root: "/".into(),
+            root: "/run/pyre/root".into(),
             run_pyre: "/run/pyre".into(),
-            mountinfo: "/proc/self/mountinfo".into(),
+            // PID 1's table: the unit's own bind of / is not a mount over the tree.
+            mountinfo: "/proc/1/mountinfo".into(),
             policy: crate::config::policy::DEFAULT_PATH.into(),
             cmdline: "/proc/cmdline".into(),
         }
@@ -171,12 +174,18 @@ pub enum Outcome {
     /// Nothing to read here: no record of pyre init (pyre-verified.service checks the live
     /// root in full), or pyre init's check already covered the content (or was told not to).
     NotNeeded(String),
-    /// Every block of the device matched the root hash.
-    Passed(Check),
-    /// dm-verity rejected blocks: `files` are the sealed files holding them (the drift
-    /// report's text in `report`); `action` was taken.
+    /// The tree matched the manifest (`entries` of it) and every block of the device the root
+    /// hash: the two checks, as recorded.
+    Passed {
+        metadata: Check,
+        read: Check,
+        entries: u64,
+    },
+    /// The tree differs from the manifest, or dm-verity rejected blocks: `files` are the
+    /// entries that differ and the sealed files holding rejected blocks (the drift report's
+    /// text in `report`); `checks` as recorded (at least one failed); `action` was taken.
     Rejected {
-        check: Check,
+        checks: Vec<Check>,
         files: Vec<String>,
         report: String,
         action: OnFailure,
@@ -189,13 +198,16 @@ pub enum ContentError {
     Record { path: PathBuf, reason: String },
     #[error("reading the root device {path}: {reason}")]
     Device { path: PathBuf, reason: String },
+    #[error("the root tree {path} is not there ({reason}): pyre-content.service binds / there")]
+    Tree { path: PathBuf, reason: String },
 }
 
 /// What the injected side effects are: the clock, ending the machine, reading the device.
 pub struct Caps<'a> {
     pub clock: &'a dyn Clock,
     pub lifecycle: &'a dyn Lifecycle,
-    pub verifier: &'a dyn RootVerifier,
+    /// Shared with the thread that walks the tree while the device is read.
+    pub verifier: &'a (dyn RootVerifier + Sync),
     pub read: &'a dyn Fn(&Path) -> io::Result<DeviceRead>,
 }
 
@@ -224,24 +236,62 @@ pub fn run(p: &ContentPaths, caps: &Caps) -> Result<Outcome, ContentError> {
             "pyre init's root check was `{mode}`: no content read after switch_root"
         )));
     }
+    if let Err(e) = std::fs::symlink_metadata(p.root.join("etc")) {
+        return Err(ContentError::Tree {
+            path: p.root.clone(),
+            reason: crate::sys::errno::errno_text(&e),
+        });
+    }
     let t0 = caps.clock.now();
-    let read = (caps.read)(&p.device).map_err(|e| ContentError::Device {
+    let (read, tree) = std::thread::scope(|s| {
+        let tree = s.spawn(|| compare_tree(p, caps.verifier));
+        let read = (caps.read)(&p.device);
+        let tree = tree.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (read, tree)
+    });
+    let read = read.map_err(|e| ContentError::Device {
         path: p.device.clone(),
         reason: crate::sys::errno::errno_text(&e),
     })?;
-    let mut check = Check {
-        name: "content-read".into(),
+    let check = |name: &str, seconds: f64, bytes: u64, passed: bool| Check {
+        name: name.into(),
         place: PLACE.into(),
         started_at: t0.as_secs_f64(),
-        seconds: caps.clock.now().saturating_sub(t0).as_secs_f64(),
-        bytes: read.bytes,
-        outcome: "passed".into(),
+        seconds,
+        bytes,
+        outcome: if passed { "passed" } else { "failed" }.into(),
     };
-    if read.rejected.is_empty() {
-        add_check(p, &check);
-        return Ok(Outcome::Passed(check));
+    let metadata = check("metadata", tree.seconds, 0, tree.result.is_ok());
+    let seconds = caps.clock.now().saturating_sub(t0).as_secs_f64();
+    let read_check = check(
+        "content-read",
+        seconds,
+        read.bytes,
+        read.rejected.is_empty(),
+    );
+    add_checks(p, &[&metadata, &read_check]);
+    let (mut files, mut report) = (Vec::new(), String::new());
+    match tree.result {
+        Ok(v) if read.rejected.is_empty() => {
+            return Ok(Outcome::Passed {
+                metadata,
+                read: read_check,
+                entries: v.entries,
+            })
+        }
+        Ok(_) => {}
+        Err(VerifyFailure::Drift { report: text, .. }) => {
+            for line in text.lines().take(super::MAX_REPORT_LINES) {
+                log::error!("{line}");
+            }
+            for entry in text.lines().map(str::trim).filter(|l| l.starts_with('/')) {
+                log::error!("{MSG_ID}: differs from the signed manifest: {entry}");
+                files.push(entry.to_string());
+            }
+            report = text;
+        }
+        Err(e) => log::error!("{MSG_ID}: comparing the root's tree with the manifest: {e}"),
     }
-    check.outcome = "failed".into();
     for r in &read.rejected {
         log::error!(
             "{}: dm-verity rejected bytes {}..{} of {} ({}): the root does not match its root hash",
@@ -252,14 +302,19 @@ pub fn run(p: &ContentPaths, caps: &Caps) -> Result<Outcome, ContentError> {
             r.error
         );
     }
-    let (files, report) = locate(p, &read.rejected, caps.verifier);
-    for f in &files {
-        log::error!("{MSG_ID}: tampered file: {f}");
+    if !read.rejected.is_empty() {
+        let (located, text) = locate(p, &read.rejected, caps.verifier);
+        for f in &located {
+            log::error!("{MSG_ID}: tampered file: {f}");
+        }
+        files.extend(located);
+        if report.is_empty() {
+            report = text;
+        }
     }
-    add_check(p, &check);
     let action = action(p);
     log::error!(
-        "{MSG_ID}: the root's content does not match the signed image; \
+        "{MSG_ID}: the root does not match the signed image; \
          pyre-ready.target will not be reached; {}",
         consequence(action)
     );
@@ -275,11 +330,38 @@ pub fn run(p: &ContentPaths, caps: &Caps) -> Result<Outcome, ContentError> {
         }
     }
     Ok(Outcome::Rejected {
-        check,
+        checks: vec![metadata, read_check],
         files,
         report,
         action,
     })
+}
+
+/// The tree walk's verdict and how long it took.
+struct TreeCheck {
+    seconds: f64,
+    result: Result<super::verify::Verified, VerifyFailure>,
+}
+
+/// The root's metadata against pyre init's copy of the signed manifest (no file opened).
+fn compare_tree(p: &ContentPaths, verifier: &dyn RootVerifier) -> TreeCheck {
+    let started = std::time::Instant::now();
+    let manifest = p.run_pyre.join("manifest");
+    let result = super::boot::trusted_keys(&p.run_pyre.join("keys"))
+        .map_err(|e| VerifyFailure::Other(e.to_string()))
+        .and_then(|keys| {
+            verifier.verify(&VerifyInput {
+                root: &p.root,
+                manifest: &manifest,
+                keys: &keys,
+                mountinfo: &p.mountinfo,
+                content: ContentCheck::Metadata,
+            })
+        });
+    TreeCheck {
+        seconds: started.elapsed().as_secs_f64(),
+        result,
+    }
 }
 
 /// The stable message id of a rejected root content.
@@ -398,19 +480,21 @@ fn by_reading(p: &ContentPaths, verifier: &dyn RootVerifier) -> (Vec<String>, St
     }
 }
 
-/// Add the check to the record (under the record directory's lock, as `pyre boot` writes it
-/// too); a failure is logged, the check's verdict stands.
-fn add_check(p: &ContentPaths, check: &Check) {
+/// Add the checks to the record (under the record directory's lock, as `pyre boot` writes it
+/// too); a failure is logged, the checks' verdict stands.
+fn add_checks(p: &ContentPaths, checks: &[&Check]) {
     let dir = p.record.parent().unwrap_or(Path::new("/"));
     let result = record::lock_dir(dir).and_then(|_lock| {
-        let existing = std::fs::read(&p.record)?;
-        let bytes = record::with_check(&existing, check)
-            .ok_or_else(|| io::Error::other("not a JSON object"))?;
+        let mut bytes = std::fs::read(&p.record)?;
+        for check in checks {
+            bytes = record::with_check(&bytes, check)
+                .ok_or_else(|| io::Error::other("not a JSON object"))?;
+        }
         let opts = crate::sys::atomic::Options::replace_with_mode(0o644);
         crate::sys::atomic::write(&p.record, &bytes, opts)
     });
     if let Err(e) = result {
-        log::error!("adding the content check to {}: {e}", p.record.display());
+        log::error!("adding the root checks to {}: {e}", p.record.display());
     }
 }
 

@@ -3,22 +3,52 @@ use crate::host::recording::{Op, RecordingHost};
 use crate::init::record::tests::sample;
 use crate::init::verify::Verified;
 
-/// A verifier that answers with a drift report naming one unreadable file.
+/// A verifier whose tree (metadata) check passes and whose full read names one unreadable file.
 struct Drifted;
+
+const UNREADABLE: &str =
+    "drift: 1 change\n  unreadable (1)\n    /usr/share/common-licenses/GPL-3: \
+                          reading content: Input/output error (os error 5)\n";
 
 impl RootVerifier for Drifted {
     fn verify(&self, input: &VerifyInput) -> Result<Verified, VerifyFailure> {
-        assert_eq!(
-            input.content,
-            ContentCheck::Hash,
-            "the files are read in full"
-        );
+        if input.content == ContentCheck::Metadata {
+            return Ok(Verified {
+                manifest_digest: "sha256:ab".into(),
+                entries: 7554,
+                bytes_hashed: 0,
+            });
+        }
         Err(VerifyFailure::Drift {
             changes: 1,
-            report: "drift: 1 change\n  unreadable (1)\n    /usr/share/common-licenses/GPL-3: \
-                     reading content: Input/output error (os error 5)\n"
-                .into(),
+            report: UNREADABLE.into(),
         })
+    }
+
+    fn signature(&self, _: &Path, _: &[PathBuf]) -> Result<String, VerifyFailure> {
+        unreachable!("pyre init checked the signature")
+    }
+}
+
+/// A verifier whose tree check finds a changed mode (the metadata of a sealed file).
+struct TreeDrifted;
+
+impl RootVerifier for TreeDrifted {
+    fn verify(&self, input: &VerifyInput) -> Result<Verified, VerifyFailure> {
+        assert_eq!(
+            input.content,
+            ContentCheck::Metadata,
+            "only the tree is walked"
+        );
+        assert!(input.root.ends_with("root"), "{}", input.root.display());
+        Err(VerifyFailure::Drift {
+            changes: 1,
+            report: "drift: 1 change\n  changed (1)\n    /usr/bin/ls: mode 0755 -> 4755\n".into(),
+        })
+    }
+
+    fn signature(&self, _: &Path, _: &[PathBuf]) -> Result<String, VerifyFailure> {
+        unreachable!("pyre init checked the signature")
     }
 }
 
@@ -35,6 +65,9 @@ fn setup(root_check: Option<&str>, policy: Option<&str>) -> (tempfile::TempDir, 
         cmdline: d.join("cmdline"),
     };
     std::fs::create_dir_all(&p.run_pyre).unwrap();
+    std::fs::create_dir_all(p.root.join("etc")).unwrap();
+    std::fs::create_dir_all(p.run_pyre.join("keys")).unwrap();
+    std::fs::write(p.run_pyre.join("keys/build.pub"), b"key").unwrap();
     let mut r = sample();
     r.root_check = root_check.map(str::to_string);
     std::fs::write(&p.record, r.to_json()).unwrap();
@@ -46,11 +79,20 @@ fn setup(root_check: Option<&str>, policy: Option<&str>) -> (tempfile::TempDir, 
 }
 
 fn run_with(p: &ContentPaths, host: &RecordingHost, read: DeviceRead) -> Outcome {
+    run_verifier(p, host, read, &Drifted)
+}
+
+fn run_verifier(
+    p: &ContentPaths,
+    host: &RecordingHost,
+    read: DeviceRead,
+    verifier: &(dyn RootVerifier + Sync),
+) -> Outcome {
     let reader = move |_: &Path| Ok(read.clone());
     let caps = Caps {
         clock: host,
         lifecycle: host,
-        verifier: &Drifted,
+        verifier,
         read: &reader,
     };
     run(p, &caps).unwrap()
@@ -79,15 +121,22 @@ fn a_clean_read_is_recorded_and_nothing_else_happens() {
         bytes: 178_000_000,
         rejected: vec![],
     };
-    let Outcome::Passed(check) = run_with(&p, &host, read) else {
+    let Outcome::Passed {
+        metadata,
+        read,
+        entries,
+    } = run_with(&p, &host, read)
+    else {
         panic!("expected a pass")
     };
     assert_eq!(
-        (check.name.as_str(), check.bytes),
+        (read.name.as_str(), read.bytes),
         ("content-read", 178_000_000)
     );
+    assert_eq!((metadata.name.as_str(), entries), ("metadata", 7554));
+    assert_eq!(metadata.place, "pyre-content.service");
     let rec = BootRecord::from_json(&std::fs::read(&p.record).unwrap()).unwrap();
-    assert_eq!(rec.checks.last(), Some(&check));
+    assert_eq!(rec.checks[rec.checks.len() - 2..], [metadata, read]);
     assert!(host.ops().is_empty(), "{:?}", host.ops());
 }
 
@@ -141,7 +190,7 @@ fn a_rejected_block_names_the_file_and_ends_the_machine_as_the_policy_says() {
         std::fs::write(&p.cmdline, cmdline).unwrap();
         let host = RecordingHost::new();
         let Outcome::Rejected {
-            check,
+            checks,
             files,
             action,
             ..
@@ -150,7 +199,8 @@ fn a_rejected_block_names_the_file_and_ends_the_machine_as_the_policy_says() {
             panic!("expected a rejection")
         };
         assert_eq!(action, want, "{policy:?} {cmdline}");
-        assert_eq!(check.outcome, "failed");
+        let outcomes: Vec<&str> = checks.iter().map(|c| c.outcome.as_str()).collect();
+        assert_eq!(outcomes, ["passed", "failed"], "metadata, content-read");
         assert_eq!(files.len(), 1);
         assert!(files[0].starts_with("/usr/share/common-licenses/GPL-3:"));
         let shut: Vec<Op> = how.map(Op::ShutDown).into_iter().collect();
@@ -171,6 +221,7 @@ fn the_file_holding_a_rejected_block_is_found_by_its_extents() {
     let tree = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
     p.root = tree.path().to_path_buf();
     std::fs::create_dir_all(p.root.join("usr/share")).unwrap();
+    std::fs::create_dir_all(p.root.join("etc")).unwrap();
     let file = p.root.join("usr/share/GPL-3");
     std::fs::write(&file, vec![b'x'; 5 * 4096]).unwrap();
     std::fs::write(p.root.join("usr/share/other"), vec![b'y'; 4096]).unwrap();
@@ -198,4 +249,51 @@ fn the_file_holding_a_rejected_block_is_found_by_its_extents() {
         "{files:?}"
     );
     assert!(report.is_empty(), "the verifier was not needed");
+}
+
+/// A tree that differs from the manifest (a changed mode: no block rejected, as when the
+/// image was built from another tree) is refused all the same: named, recorded, powered off.
+#[test]
+fn a_tree_that_differs_from_the_manifest_names_the_entry_and_ends_the_machine() {
+    let (_d, p) = setup(Some("read"), None);
+    let host = RecordingHost::new();
+    let clean = DeviceRead {
+        bytes: 178_000_000,
+        rejected: vec![],
+    };
+    let Outcome::Rejected {
+        checks,
+        files,
+        report,
+        action,
+    } = run_verifier(&p, &host, clean, &TreeDrifted)
+    else {
+        panic!("expected a rejection")
+    };
+    assert_eq!(files, ["/usr/bin/ls: mode 0755 -> 4755"]);
+    assert!(report.contains("changed (1)"), "{report}");
+    assert_eq!(action, OnFailure::Poweroff);
+    assert_eq!(host.ops(), [Op::ShutDown(Shutdown::PowerOff)]);
+    let outcomes: Vec<&str> = checks.iter().map(|c| c.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["failed", "passed"], "metadata, content-read");
+    let rec = BootRecord::from_json(&std::fs::read(&p.record).unwrap()).unwrap();
+    assert_eq!(rec.checks[rec.checks.len() - 2..], checks[..]);
+}
+
+/// Without the unit's bind of the root (a hand-run `pyre content-check`), nothing is judged:
+/// an error, no action.
+#[test]
+fn a_missing_tree_is_an_error_not_drift() {
+    let (_d, mut p) = setup(Some("read"), None);
+    p.root = p.root.join("absent");
+    let host = RecordingHost::new();
+    let caps = Caps {
+        clock: &host,
+        lifecycle: &host,
+        verifier: &Drifted,
+        read: &|_: &Path| Ok(DeviceRead::default()),
+    };
+    let err = run(&p, &caps).unwrap_err();
+    assert!(err.to_string().contains("absent"), "{err}");
+    assert!(host.ops().is_empty(), "{:?}", host.ops());
 }

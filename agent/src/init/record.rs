@@ -222,11 +222,20 @@ impl BootRecord {
             .iter()
             .map(|c| format!("; {}", c.line()))
             .collect();
+        let what = if self.root_check.as_deref() == Some("read") {
+            "signed; tree and every block checked by pyre-content.service before \
+             pyre-ready.target"
+                .to_string()
+        } else {
+            format!(
+                "{} entries, {:.1} MB hashed",
+                self.entries,
+                self.bytes_hashed as f64 / 1e6
+            )
+        };
         format!(
-            "pyre: {verdict}: manifest {}, {} entries, {:.1} MB hashed; stages: {}, total {:.2}s{checks}",
+            "pyre: {verdict}: manifest {}, {what}; stages: {}, total {:.2}s{checks}",
             self.manifest_digest,
-            self.entries,
-            self.bytes_hashed as f64 / 1e6,
             stages.join(", "),
             self.total_seconds
         )
@@ -269,13 +278,21 @@ pub(crate) mod tests {
         let mut r = sample();
         r.root_check = Some("read".into());
         r.checks.push(Check {
-            name: "metadata".into(),
+            name: "manifest".into(),
             place: "initramfs".into(),
             started_at: 2.6,
-            seconds: 0.4,
-            bytes: 0,
+            seconds: 0.05,
+            bytes: 1_043_568,
             outcome: "passed".into(),
         });
+        let metadata = Check {
+            name: "metadata".into(),
+            place: "pyre-content.service".into(),
+            started_at: 5.0,
+            seconds: 3.5,
+            bytes: 0,
+            outcome: "passed".into(),
+        };
         let read = Check {
             name: "content-read".into(),
             place: "pyre-content.service".into(),
@@ -285,15 +302,28 @@ pub(crate) mod tests {
             outcome: "passed".into(),
         };
         let (with_boot, _) = with_boot_section(Some(&r.to_json()), &boot_section());
-        let bytes = with_check(&with_boot, &read).unwrap();
+        let bytes = with_check(&with_boot, &metadata).unwrap();
+        let bytes = with_check(&bytes, &read).unwrap();
         let back = BootRecord::from_json(&bytes).unwrap();
-        assert_eq!(back.checks.len(), 2);
-        assert_eq!(back.checks[1], read);
+        assert_eq!(back.checks.len(), 3);
+        assert_eq!(back.checks[1..], [metadata, read.clone()]);
         assert!(back.boot.is_some(), "pyre boot's section is kept");
-        assert!(back.summary_line().ends_with(
-            "; metadata passed in initramfs 0.40s (0.0 MB); \
-             content-read passed in pyre-content.service 6.25s (178.0 MB)"
-        ));
+        let line = back.summary_line();
+        assert!(
+            line.starts_with(
+                "pyre: root verified: manifest sha256:ab, signed; tree and every block checked \
+                 by pyre-content.service before pyre-ready.target; stages: "
+            ),
+            "{line}"
+        );
+        assert!(
+            line.ends_with(
+                "; manifest passed in initramfs 0.05s (1.0 MB); metadata passed in \
+                 pyre-content.service 3.50s (0.0 MB); content-read passed in \
+                 pyre-content.service 6.25s (178.0 MB)"
+            ),
+            "{line}"
+        );
         assert!(with_check(b"[]", &read).is_none());
         let dir = tempfile::tempdir().unwrap();
         let held = lock_dir(dir.path()).unwrap();

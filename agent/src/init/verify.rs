@@ -41,35 +41,47 @@ pub enum VerifyFailure {
 }
 
 pub trait RootVerifier {
+    /// The whole check: the signature, then the tree as `input.content` says.
     fn verify(&self, input: &VerifyInput) -> Result<Verified, VerifyFailure>;
+    /// The manifest's signature only (no tree read): the digest of the manifest it signs.
+    fn signature(&self, manifest: &Path, keys: &[PathBuf]) -> Result<String, VerifyFailure>;
 }
 
 /// The production verifier: the drift library. The signature is checked with each trusted
-/// key in turn (cheap: the manifest digest only); the tree check runs once, with the key that
-/// signed: in full (every file read, so that dm-verity sees every block, and hashed) or
-/// metadata only, as `input.content` says.
+/// key in turn (cheap: the manifest digest only, nothing parsed); the tree check runs once,
+/// with the key that signed: in full (every file read, so that dm-verity sees every block, and
+/// hashed) or metadata only, as `input.content` says.
 pub struct DriftVerifier;
 
-impl RootVerifier for DriftVerifier {
-    fn verify(&self, input: &VerifyInput) -> Result<Verified, VerifyFailure> {
+impl DriftVerifier {
+    /// The first trusted key the manifest's signature verifies with, and the digest.
+    fn signer<'k>(
+        manifest: &Path,
+        keys: &'k [PathBuf],
+    ) -> Result<(&'k PathBuf, String), VerifyFailure> {
         use crate::drift::{self, VerifyError};
         let mut rejections = Vec::new();
-        let mut signer = None;
-        for key in input.keys {
-            match drift::load_manifest(input.manifest, Some(key)) {
-                Ok(_) => {
-                    signer = Some(key);
-                    break;
-                }
+        for key in keys {
+            match drift::check_signature(manifest, key) {
+                Ok(digest) => return Ok((key, digest)),
                 Err(e @ (VerifyError::Signature(_) | VerifyError::MissingSignature { .. })) => {
                     rejections.push(format!("{}: {e}", key.display()))
                 }
                 Err(e) => return Err(VerifyFailure::Other(e.to_string())),
             }
         }
-        let Some(key) = signer else {
-            return Err(VerifyFailure::Signature(rejections.join("; ")));
-        };
+        Err(VerifyFailure::Signature(rejections.join("; ")))
+    }
+}
+
+impl RootVerifier for DriftVerifier {
+    fn signature(&self, manifest: &Path, keys: &[PathBuf]) -> Result<String, VerifyFailure> {
+        Self::signer(manifest, keys).map(|(_, digest)| digest)
+    }
+
+    fn verify(&self, input: &VerifyInput) -> Result<Verified, VerifyFailure> {
+        use crate::drift::{self, VerifyError};
+        let (key, _) = Self::signer(input.manifest, input.keys)?;
         let req = drift::VerifyRequest {
             pubkey: Some(key),
             mountinfo: input.mountinfo,
@@ -156,6 +168,20 @@ mod tests {
         assert_eq!(v.manifest_digest, manifest::digest(&bytes));
         assert!(v.entries >= 3, "/, usr, usr/bin, tool: {}", v.entries);
         assert_eq!(v.bytes_hashed, 12);
+    }
+
+    #[test]
+    fn the_signature_alone_gives_the_digest_without_reading_the_tree() {
+        let s = Sealed::new();
+        let manifest = s.dir.path().join("manifest");
+        std::fs::remove_dir_all(s.dir.path().join("root")).unwrap();
+        let digest = DriftVerifier.signature(&manifest, &s.keys).unwrap();
+        assert_eq!(digest, manifest::digest(&std::fs::read(&manifest).unwrap()));
+        let err = DriftVerifier
+            .signature(&manifest, &s.keys[..1])
+            .unwrap_err();
+        assert!(matches!(err, VerifyFailure::Signature(_)), "{err}");
+        assert!(err.to_string().contains("a-other.pub"), "{err}");
     }
 
     #[test]
