@@ -1,9 +1,11 @@
 //! `make bench BENCH=boot` (tests/bench/boot.sh): the cost of pyre's root check in the boot,
 //! under QEMU TCG, variants booted alternately so that a loaded host slows each alike:
 //!
-//! - `shipped`: the image as built (root check `read`: metadata in pyre init, the whole verity
-//!   device read by pyre-content.service before pyre-ready.target);
-//! - `no-content`: the same with `pyre.verify=metadata` (no content read at all);
+//! - `shipped`: the image as built (root check `read`: the manifest's signature in pyre init;
+//!   the tree's metadata compared and the whole verity device read by pyre-content.service
+//!   before pyre-ready.target);
+//! - `no-content`: the same with `pyre.verify=metadata` (the tree's metadata in pyre init, no
+//!   content read at all);
 //! - `full`: `pyre.verify=full` (every file read and hashed in pyre init: the previous default).
 //!
 //! Each boot: QEMU start → `pyre-ready.target`, pyre init's own time to switch_root, its
