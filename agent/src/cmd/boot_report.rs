@@ -138,6 +138,7 @@ mod tests {
             total_seconds: 1.0,
             root_check: None,
             checks: Vec::new(),
+            content_reader: None,
             boot: None,
         };
         std::fs::write(dir.path().join("no.json"), r.to_json()).unwrap();

@@ -41,9 +41,17 @@ pub fn run(args: ContentCheckArgs) -> Result<Exit, CmdError> {
                 paths.root.display(),
                 metadata.seconds
             );
+            let by = if read.place == content::EARLY_PLACE {
+                format!(
+                    "by pyre init's early reader from {:.1}s after boot",
+                    read.started_at
+                )
+            } else {
+                format!("{readers} readers")
+            };
             println!(
-                "pyre: content-read: {:.1} MB of {} read in {:.2}s ({readers} readers): every \
-                 block matches the root hash",
+                "pyre: content-read: {:.1} MB of {} read in {:.2}s ({by}): every block matches \
+                 the root hash",
                 read.bytes as f64 / 1e6,
                 paths.device.display(),
                 read.seconds

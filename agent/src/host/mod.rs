@@ -137,6 +137,9 @@ pub trait Handover {
     fn chroot(&self, path: &Path) -> io::Result<()>;
     /// Replace this process; returns only on failure.
     fn execv(&self, path: &Path, args: &[String]) -> io::Result<()>;
+    /// Fork a child that runs `child` and exits with its code, outliving the exec of the new
+    /// init; `what` names it. Returns the child's pid.
+    fn fork_child(&self, what: &str, child: &mut dyn FnMut() -> i32) -> io::Result<u32>;
 }
 
 /// Every capability `pyre init` uses, as one value.

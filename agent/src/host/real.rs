@@ -303,6 +303,20 @@ impl Handover for RealHost {
         nix::unistd::chroot(path).map_err(nix_err)
     }
 
+    fn fork_child(&self, _what: &str, child: &mut dyn FnMut() -> i32) -> io::Result<u32> {
+        // SAFETY: pyre init is single-threaded here (no walk runs before switch_root with the
+        // default check), so the child may allocate and start threads; it never returns into
+        // the parent's code: it exits with the closure's code.
+        match unsafe { nix::unistd::fork() }.map_err(nix_err)? {
+            nix::unistd::ForkResult::Parent { child } => Ok(child.as_raw() as u32),
+            nix::unistd::ForkResult::Child => {
+                let code = child();
+                // SAFETY: ends the child without running the parent's exit handlers.
+                unsafe { libc::_exit(code) }
+            }
+        }
+    }
+
     fn execv(&self, path: &Path, args: &[String]) -> io::Result<()> {
         use std::ffi::CString;
         use std::os::unix::ffi::OsStrExt;

@@ -315,6 +315,29 @@ fn verify_root(
     Ok(((v, mode, check), detail))
 }
 
+/// Fork the reader of the whole verity device (`read` check), so it runs while systemd starts;
+/// pyre-content.service takes its result. Half the cores read (dm-verity hashes on the reading
+/// cores; systemd keeps the others).
+fn start_content_read(host: &dyn Host, p: &InitPaths, node: &Path) -> Option<u32> {
+    let run_pyre = p.run_pyre();
+    if let Err(e) = host.mkdir_all(&run_pyre) {
+        host.console(&format!(
+            "pyre init: content read not started early (creating {}: {})",
+            run_pyre.display(),
+            errno_text(&e)
+        ));
+        return None;
+    }
+    let readers = (crate::manifest::default_threads() / 2).max(1);
+    let pid = super::early::start(host, node, &run_pyre, readers)?;
+    host.console(&format!(
+        "pyre init: content read of {} started (pid {pid}, {readers} reader(s)); \
+         pyre-content.service takes its result",
+        node.display()
+    ));
+    Some(pid)
+}
+
 fn handover_err(step: &str, path: &Path, e: std::io::Error) -> InitError {
     InitError::Handover {
         step: format!("{step} {}", path.display()),
@@ -458,6 +481,11 @@ pub fn boot(
     clock.stage("mount", || mount_root(host, p, &node))?;
     let (verified, mode, check) =
         clock.stage("verify", || verify_root(host, p, &params, verifier))?;
+    let content_reader = if mode == RootCheck::Read {
+        start_content_read(host, p, &node)
+    } else {
+        None
+    };
     let record = BootRecord {
         version: RECORD_VERSION,
         verified: true,
@@ -471,6 +499,7 @@ pub fn boot(
         total_seconds: clock.total(),
         root_check: Some(mode.as_str().to_string()),
         checks: vec![check],
+        content_reader,
         boot: None,
     };
     host.console(&record.summary_line());

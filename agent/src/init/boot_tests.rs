@@ -182,6 +182,11 @@ pub(super) fn dm_requests(ops: &[Op]) -> Vec<DmRequest> {
 fn a_clean_boot_runs_the_exact_sequence() {
     let f = fixture("");
     let p = &f.paths;
+    // What the early content reader opens before it is forked (the recording host creates
+    // nothing).
+    std::fs::create_dir_all(p.run_pyre()).unwrap();
+    std::fs::create_dir_all(p.dm_node().parent().unwrap()).unwrap();
+    std::fs::write(p.dm_node(), b"").unwrap();
     let h = host_with_disk();
     let v = clean();
     boot(&h, p, &v, &["single".to_string()]).unwrap();
@@ -241,6 +246,8 @@ fn a_clean_boot_runs_the_exact_sequence() {
             MsFlags::MS_RDONLY,
             None,
         ),
+        Op::Mkdir(run_pyre.clone()),
+        Op::ForkChild("content-read".into()),
         Op::Mkdir(run_pyre.join("var/upper")),
         Op::Mkdir(run_pyre.join("var/work")),
         Op::Mkdir(run_pyre.join("keys")),
@@ -289,6 +296,7 @@ fn a_clean_boot_runs_the_exact_sequence() {
         .map(|c| (c.name.as_str(), c.place.as_str(), c.bytes))
         .collect();
     assert_eq!(checks, [("manifest", "initramfs", MANIFEST.len() as u64)]);
+    assert_eq!(record.content_reader, Some(4242), "the early reader's pid");
     assert_eq!(record.manifest_digest, manifest_digest(MANIFEST));
     assert_eq!(record.root_hash, ROOT_HASH);
     let names: Vec<&str> = record.stages.iter().map(|s| s.name.as_str()).collect();
@@ -456,6 +464,7 @@ fn full_and_metadata_checks_walk_the_tree_before_switch_root() {
             })
             .unwrap();
         assert_eq!(record.entries, 9912, "{mode}");
+        assert_eq!(record.content_reader, None, "{mode}: nothing read after switch_root");
         assert_eq!(record.root_check.as_deref(), Some(mode));
         let c = &record.checks[0];
         assert_eq!(

@@ -8,134 +8,19 @@
 //! every file matches the manifest. A differing entry or a rejected block (EIO) is a tampered
 //! root: the files are named (the drift report, the extents of the rejected blocks), the checks
 //! go into the boot record, and the image policy's `on-failure` action ends the machine.
-use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+pub use super::device::{read_device, DeviceRead, Rejected, BLOCK, CHUNK};
+
+/// Where this check runs, as the boot record names it.
+pub const PLACE: &str = "pyre-content.service";
 
 use super::record::{self, BootRecord, Check};
 use super::verify::{RootVerifier, VerifyFailure, VerifyInput};
 use crate::config::policy::{OnFailure, Policy, RootCheck};
 use crate::drift::ContentCheck;
 use crate::host::{Clock, Lifecycle, Shutdown};
-
-/// Bytes per read: large, so the emulated disk and dm-verity see few, long requests.
-pub const CHUNK: usize = 4 << 20;
-/// The unit the failing part of a chunk is read again in, to say which blocks were rejected.
-pub const BLOCK: usize = 4096;
-/// Rejected ranges kept (and printed) at most.
-pub const MAX_REJECTED: usize = 64;
-/// Where this check runs, as the boot record names it.
-pub const PLACE: &str = "pyre-content.service";
-
-/// A byte range of the device that could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejected {
-    pub offset: u64,
-    pub len: u64,
-    pub error: String,
-}
-
-/// What reading the device gave.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DeviceRead {
-    pub bytes: u64,
-    pub rejected: Vec<Rejected>,
-}
-
-/// A buffer aligned for O_DIRECT.
-fn aligned(len: usize) -> (Vec<u8>, usize) {
-    let buf = vec![0u8; len + BLOCK];
-    let start = buf.as_ptr().align_offset(BLOCK);
-    (buf, start)
-}
-
-/// Read `len` bytes at `offset`; a failure is read again block by block to name the
-/// rejected blocks, the rest of the chunk still counted.
-fn read_chunk(f: &File, offset: u64, len: usize, buf: &mut [u8], out: &mut DeviceRead) {
-    let mut done = 0;
-    while done < len {
-        match f.read_at(&mut buf[done..len], offset + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-    out.bytes += done as u64;
-    let mut at = done;
-    while at < len {
-        let n = BLOCK.min(len - at);
-        match f.read_at(&mut buf[..n], offset + at as u64) {
-            Ok(0) => break,
-            Ok(k) => out.bytes += k as u64,
-            Err(e) => {
-                let off = offset + at as u64;
-                let room = out.rejected.len() < MAX_REJECTED;
-                match out.rejected.last_mut() {
-                    Some(r) if r.offset + r.len == off => r.len += n as u64,
-                    _ if room => out.rejected.push(Rejected {
-                        offset: off,
-                        len: n as u64,
-                        error: crate::sys::errno::errno_text(&e),
-                    }),
-                    _ => {}
-                }
-            }
-        }
-        at += n;
-    }
-}
-
-/// Read the whole device at `path` with `readers` threads, each taking every `readers`-th
-/// chunk (direct I/O where the file allows it, so nothing is served from a cache).
-pub fn read_device(path: &Path, readers: usize) -> io::Result<DeviceRead> {
-    let open = |direct: bool| {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(if direct { libc::O_DIRECT } else { 0 })
-            .open(path)
-    };
-    let f = match open(true) {
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => open(false)?,
-        r => r?,
-    };
-    let size = std::io::Seek::seek(&mut &f, io::SeekFrom::End(0))?;
-    let chunks = size.div_ceil(CHUNK as u64);
-    let readers = readers.max(1) as u64;
-    let parts: Vec<DeviceRead> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..readers)
-            .map(|r| {
-                let f = &f;
-                s.spawn(move || {
-                    let (mut buf, start) = aligned(CHUNK);
-                    let buf = &mut buf[start..start + CHUNK];
-                    let mut out = DeviceRead::default();
-                    let mut c = r;
-                    while c < chunks {
-                        let offset = c * CHUNK as u64;
-                        let len = (size - offset).min(CHUNK as u64) as usize;
-                        read_chunk(f, offset, len, buf, &mut out);
-                        c += readers;
-                    }
-                    out
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
-    let mut all = DeviceRead::default();
-    for p in parts {
-        all.bytes += p.bytes;
-        all.rejected.extend(p.rejected);
-    }
-    all.rejected.sort_by_key(|r| r.offset);
-    all.rejected.truncate(MAX_REJECTED);
-    Ok(all)
-}
 
 /// Every path the content check uses; [`ContentPaths::standard`] is the real layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +36,8 @@ pub struct ContentPaths {
     pub mountinfo: PathBuf,
     pub policy: PathBuf,
     pub cmdline: PathBuf,
+    /// procfs, to tell whether pyre init's early reader still runs.
+    pub proc: PathBuf,
 }
 
 impl ContentPaths {
@@ -164,6 +51,7 @@ impl ContentPaths {
             mountinfo: "/proc/1/mountinfo".into(),
             policy: crate::config::policy::DEFAULT_PATH.into(),
             cmdline: "/proc/cmdline".into(),
+            proc: "/proc".into(),
         }
     }
 }
@@ -245,30 +133,28 @@ pub fn run(p: &ContentPaths, caps: &Caps) -> Result<Outcome, ContentError> {
     let t0 = caps.clock.now();
     let (read, tree) = std::thread::scope(|s| {
         let tree = s.spawn(|| compare_tree(p, caps.verifier));
-        let read = (caps.read)(&p.device);
+        let read = read_content(p, rec.content_reader, caps);
         let tree = tree.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
         (read, tree)
     });
-    let read = read.map_err(|e| ContentError::Device {
-        path: p.device.clone(),
-        reason: crate::sys::errno::errno_text(&e),
-    })?;
-    let check = |name: &str, seconds: f64, bytes: u64, passed: bool| Check {
-        name: name.into(),
+    let read = read?;
+    let metadata = Check {
+        name: "metadata".into(),
         place: PLACE.into(),
         started_at: t0.as_secs_f64(),
-        seconds,
-        bytes,
-        outcome: if passed { "passed" } else { "failed" }.into(),
+        seconds: tree.seconds,
+        bytes: 0,
+        outcome: outcome(tree.result.is_ok()),
     };
-    let metadata = check("metadata", tree.seconds, 0, tree.result.is_ok());
-    let seconds = caps.clock.now().saturating_sub(t0).as_secs_f64();
-    let read_check = check(
-        "content-read",
-        seconds,
-        read.bytes,
-        read.rejected.is_empty(),
-    );
+    let read_check = Check {
+        name: "content-read".into(),
+        place: read.place.into(),
+        started_at: read.started_at,
+        seconds: read.seconds,
+        bytes: read.read.bytes,
+        outcome: outcome(read.read.rejected.is_empty()),
+    };
+    let read = read.read;
     add_checks(p, &[&metadata, &read_check]);
     let (mut files, mut report) = (Vec::new(), String::new());
     match tree.result {
@@ -334,6 +220,54 @@ pub fn run(p: &ContentPaths, caps: &Caps) -> Result<Outcome, ContentError> {
         files,
         report,
         action,
+    })
+}
+
+fn outcome(passed: bool) -> String {
+    if passed { "passed" } else { "failed" }.into()
+}
+
+/// Where the early read ran, as the boot record names it.
+pub const EARLY_PLACE: &str = "pyre init (early reader)";
+
+/// A device read, where and when it ran.
+struct Timed {
+    read: DeviceRead,
+    place: &'static str,
+    started_at: f64,
+    seconds: f64,
+}
+
+/// The device read: the early reader's result when pyre init started one and it left one,
+/// else read here.
+fn read_content(p: &ContentPaths, reader: Option<u32>, caps: &Caps) -> Result<Timed, ContentError> {
+    if let Some(pid) = reader {
+        match super::early::wait(&p.run_pyre, &p.proc, pid, caps.clock) {
+            Ok(Some(e)) => {
+                return Ok(Timed {
+                    read: e.read,
+                    place: EARLY_PLACE,
+                    started_at: e.started_at,
+                    seconds: e.seconds,
+                })
+            }
+            Ok(None) => log::warn!(
+                "pyre init's early reader (pid {pid}) ended without a result; reading the \
+                 device here"
+            ),
+            Err(e) => log::warn!("pyre init's early reader's result: {e}; reading the device here"),
+        }
+    }
+    let t0 = caps.clock.now();
+    let read = (caps.read)(&p.device).map_err(|e| ContentError::Device {
+        path: p.device.clone(),
+        reason: crate::sys::errno::errno_text(&e),
+    })?;
+    Ok(Timed {
+        read,
+        place: PLACE,
+        started_at: t0.as_secs_f64(),
+        seconds: caps.clock.now().saturating_sub(t0).as_secs_f64(),
     })
 }
 

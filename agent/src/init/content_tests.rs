@@ -63,6 +63,7 @@ fn setup(root_check: Option<&str>, policy: Option<&str>) -> (tempfile::TempDir, 
         mountinfo: d.join("mountinfo"),
         policy: d.join("image.json"),
         cmdline: d.join("cmdline"),
+        proc: d.join("proc"),
     };
     std::fs::create_dir_all(&p.run_pyre).unwrap();
     std::fs::create_dir_all(p.root.join("etc")).unwrap();
@@ -296,4 +297,52 @@ fn a_missing_tree_is_an_error_not_drift() {
     let err = run(&p, &caps).unwrap_err();
     assert!(err.to_string().contains("absent"), "{err}");
     assert!(host.ops().is_empty(), "{:?}", host.ops());
+}
+
+/// pyre init's early reader left its result: it is taken (the device is not read again) and
+/// recorded as the early reader's; a reader gone without one: the device is read here.
+#[test]
+fn the_early_readers_result_is_taken_and_its_absence_falls_back_to_a_read() {
+    let (_d, p) = setup(Some("read"), None);
+    let mut r = BootRecord::from_json(&std::fs::read(&p.record).unwrap()).unwrap();
+    r.content_reader = Some(77);
+    std::fs::write(&p.record, r.to_json()).unwrap();
+    let early = crate::init::early::EarlyRead {
+        started_at: 4.9,
+        seconds: 7.5,
+        readers: 1,
+        read: DeviceRead {
+            bytes: 264_000_000,
+            rejected: vec![],
+        },
+    };
+    std::fs::write(
+        p.run_pyre.join(crate::init::early::RESULT),
+        serde_json::to_vec(&early).unwrap(),
+    )
+    .unwrap();
+    let host = RecordingHost::new();
+    let caps = Caps {
+        clock: &host,
+        lifecycle: &host,
+        verifier: &Drifted,
+        read: &|_: &Path| panic!("the device was read again"),
+    };
+    let Outcome::Passed { read, .. } = run(&p, &caps).unwrap() else {
+        panic!("expected a pass")
+    };
+    assert_eq!(
+        (read.place.as_str(), read.started_at, read.seconds, read.bytes),
+        (EARLY_PLACE, 4.9, 7.5, 264_000_000)
+    );
+    // No result and no such process: read here.
+    std::fs::remove_file(p.run_pyre.join(crate::init::early::RESULT)).unwrap();
+    let fresh = DeviceRead {
+        bytes: 5,
+        rejected: vec![],
+    };
+    let Outcome::Passed { read, .. } = run_with(&p, &host, fresh) else {
+        panic!("expected a pass")
+    };
+    assert_eq!((read.place.as_str(), read.bytes), (PLACE, 5));
 }

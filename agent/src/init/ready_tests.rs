@@ -92,6 +92,7 @@ impl Machine {
             total_seconds: 1.5,
             root_check: None,
             checks: Vec::new(),
+            content_reader: None,
             boot: None,
         };
         std::fs::create_dir_all(self.paths.record.parent().unwrap()).unwrap();

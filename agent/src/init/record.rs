@@ -73,6 +73,10 @@ pub struct BootRecord {
     /// The checks that ran, in order (pyre init's, then pyre-content.service's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<Check>,
+    /// With `read`: the pid of the child pyre init forked to read the device while systemd
+    /// starts (its result: /run/pyre/content-read.json), if it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_reader: Option<u32>,
     /// Added by `pyre boot`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot: Option<Box<BootSection>>,
@@ -269,6 +273,7 @@ pub(crate) mod tests {
             total_seconds: 12.9,
             root_check: None,
             checks: Vec::new(),
+            content_reader: None,
             boot: None,
         }
     }
