@@ -64,10 +64,11 @@ pub enum Command {
     /// Confirm this boot's root is verified (for pyre-verified.service): print the record
     /// `pyre init` left, or without one verify the live root against /etc/pyre/manifest.
     BootReport(BootReportArgs),
-    /// Compare the root's metadata with the signed manifest and read the whole dm-verity root
-    /// so the kernel checks every block against the root hash (pyre-content.service, after a
-    /// `read` root check); a differing entry or a rejected block names the file and applies the
-    /// image policy's action (default: power off).
+    /// Compare the root's metadata with the signed manifest and take the result of pyre init's
+    /// read of the whole dm-verity root (or read it here), so the kernel checked every block
+    /// against the root hash (pyre-content.service, after a `read` root check); a differing
+    /// entry or a rejected block names the file and applies the image policy's action (default:
+    /// power off).
     ContentCheck(ContentCheckArgs),
     /// Instance configs: validate, print the JSON Schema, sign.
     Config(config::ConfigArgs),
