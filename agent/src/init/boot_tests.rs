@@ -464,7 +464,10 @@ fn full_and_metadata_checks_walk_the_tree_before_switch_root() {
             })
             .unwrap();
         assert_eq!(record.entries, 9912, "{mode}");
-        assert_eq!(record.content_reader, None, "{mode}: nothing read after switch_root");
+        assert_eq!(
+            record.content_reader, None,
+            "{mode}: nothing read after switch_root"
+        );
         assert_eq!(record.root_check.as_deref(), Some(mode));
         let c = &record.checks[0];
         assert_eq!(

@@ -332,7 +332,12 @@ fn the_early_readers_result_is_taken_and_its_absence_falls_back_to_a_read() {
         panic!("expected a pass")
     };
     assert_eq!(
-        (read.place.as_str(), read.started_at, read.seconds, read.bytes),
+        (
+            read.place.as_str(),
+            read.started_at,
+            read.seconds,
+            read.bytes
+        ),
         (EARLY_PLACE, 4.9, 7.5, 264_000_000)
     );
     // No result and no such process: read here.
