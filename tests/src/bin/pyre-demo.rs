@@ -235,8 +235,8 @@ fn run() -> anyhow::Result<()> {
              A fake AWS metadata server runs on 127.0.0.1:{} (the guest reaches it at {url});\n\
              its user data is this config:\n\n{}\n\n\
              What you will see, in order:\n\
-             - `pyre init` (PID 1 in the initramfs) verifying the read-only root through\n\
-             \x20 dm-verity against the signed manifest, each stage with its time;\n\
+             - `pyre init` (PID 1 in the initramfs) opening the read-only root through\n\
+             \x20 dm-verity and checking the signed manifest, each stage with its time;\n\
              - systemd taking over; `pyre boot` fetching the config (IMDSv2), setting the\n\
              \x20 hostname, finding the disks by serial, formatting the blank one ({}),\n\
              \x20 mounting both, writing the file onto the volume, and printing its stage times;\n\
@@ -324,10 +324,10 @@ fn run() -> anyhow::Result<()> {
         &format!(
             "A copy of rootfs.img now has one byte changed: byte {} of {}\n\
              ({:#04x} became {:#04x}, at offset {} of the image). Nothing else differs.\n\
-             What you will see: the same start (pyre init checks the metadata, which is intact,\n\
-             and hands over), then pyre-content.service reading the root through dm-verity,\n\
-             the kernel refusing the changed block, pyre naming the file (PYRE_ROOT_CONTENT)\n\
-             with the drift report, and the machine powering itself off before\n\
+             What you will see: the same start (pyre init checks the signed manifest, starts\n\
+             reading the root through dm-verity and hands over), the kernel refusing the\n\
+             changed block, pyre-content.service comparing the tree (intact) and naming the\n\
+             file (PYRE_ROOT_CONTENT), and the machine powering itself off before\n\
              pyre-ready.target.",
             t.file_offset, t.file, t.before, t.after, t.offset
         ),
