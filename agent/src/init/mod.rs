@@ -23,6 +23,8 @@ pub mod rootdev;
 pub mod verify;
 
 #[cfg(test)]
+mod boot_failure_tests;
+#[cfg(test)]
 mod boot_tests;
 #[cfg(test)]
 mod rootdev_tests;
